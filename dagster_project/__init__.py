@@ -1,0 +1,1 @@
+"""Dagster code location: LLM releases → calibrated, compressed, evaluated, approved models."""
