@@ -2,7 +2,7 @@
 
 Every GPU/CPU placement decision (resources, tolerations, node selector, images, secrets) comes
 from `Placement`, which the Helm chart fills through the `DMC_K8S_*` environment variables
-(ConfigMap `<release>-placement`). Importing this module is cheap: no dagster_k8s, no kubernetes.
+(ConfigMap `dmc-env` of the Helm chart). Importing this module is cheap: no dagster_k8s, no kubernetes.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class Placement(BaseModel):
     hf_token_env: str = "HF_TOKEN"
     registry_token_secret: str = "model-registry-token"
     registry_token_key: str = "token"
-    registry_token_env: str = "MODEL_REGISTRY_TOKEN"
+    registry_token_env: str = "DMC_REGISTRY_TOKEN"
     # Optional secret refs let public models run before anyone creates the secrets.
     secrets_optional: bool = True
 

@@ -82,7 +82,7 @@ def test_gpu_step_job() -> None:
     assert _env(c)["HF_TOKEN"]["valueFrom"]["secretKeyRef"] == {
         "name": "hf-hub-secret", "key": "HF_TOKEN", "optional": True,
     }
-    assert "MODEL_REGISTRY_TOKEN" not in _env(c)
+    assert "DMC_REGISTRY_TOKEN" not in _env(c)
     assert c["image"] == "quay.io/acme/dmc-compress:1.0"  # inherits the code location image
     assert pod["serviceAccountName"] == "dmc-runner"
 
@@ -96,7 +96,7 @@ def test_cpu_step_job() -> None:
     assert "tolerations" not in pod and "nodeSelector" not in pod
     env = _env(c)
     assert env["HF_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "hf-hub-secret"
-    assert env["MODEL_REGISTRY_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+    assert env["DMC_REGISTRY_TOKEN"]["valueFrom"]["secretKeyRef"] == {
         "name": "model-registry-token", "key": "token", "optional": True,
     }
 
