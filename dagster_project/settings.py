@@ -23,5 +23,6 @@ def local_registry_path() -> Path:
 
 
 def cache_dir() -> Path:
-    """Content-addressed cache shared across runs (the demo model is built once here)."""
-    return Path(os.environ.get("DMC_CACHE_DIR", var_dir() / "cache")).resolve()
+    """Content-addressed cache shared by every clone on the machine (the demo model is built once)."""
+    xdg = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return Path(os.environ.get("DMC_CACHE_DIR", xdg / "dmc")).resolve()

@@ -1,0 +1,159 @@
+"""Base models: a Hub repo pinned to a commit, a local / PVC folder, or the demo model built here."""
+
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from dagster import AssetExecutionContext, DataVersion, MaterializeResult, MetadataValue, asset
+
+from dagster_project.catalog import ModelSource, resolve_model
+from dagster_project.partitions import model_partitions
+from dagster_project.resources.artifact_store import ArtifactStore
+from dagster_project.resources.hf_hub import HuggingFaceHubResource
+from dagster_project.storage import layout_for
+
+CODE_VERSION = "1"
+
+
+@asset(
+    partitions_def=model_partitions,
+    group_name="models",
+    code_version=CODE_VERSION,
+    kinds={"huggingface", "pytorch"},
+    description="A base model pinned to a revision (commit sha or content hash), stored as a folder.",
+)
+def base_model(
+    context: AssetExecutionContext, hub: HuggingFaceHubResource, artifacts: ArtifactStore
+) -> MaterializeResult:
+    key = context.partition_key
+    source = resolve_model(key)
+    layout = layout_for(artifacts)
+    folder, revision = _fetch(context, source, hub, layout)
+    info = describe_model_folder(folder)
+    manifest = {"key": key, "source": source.source, "repo_id": source.repo_id, "revision": revision,
+                "path": str(folder), **info, "license": source.license or info.get("license")}
+    write_json_atomic(layout.base_manifest(key), manifest)
+    return MaterializeResult(
+        metadata={
+            "source": source.source,
+            "repo_id": source.repo_id or "",
+            "revision": revision,
+            "architecture": info["architecture"],
+            "parameters": MetadataValue.int(info["parameters"]),
+            "size_mb": MetadataValue.float(round(info["size_bytes"] / 2**20, 2)),
+            "license": manifest["license"] or "unknown",
+            "path": MetadataValue.path(str(folder)),
+        },
+        data_version=DataVersion(revision),
+    )
+
+
+def _fetch(context, source: ModelSource, hub: HuggingFaceHubResource, layout) -> tuple[Path, str]:
+    if source.source == "demo":
+        from dagster_project.demo.model import build_demo_model
+
+        report = build_demo_model(log=context.log.info)
+        context.log.info(
+            f"demo model: held-out perplexity {report.trained_perplexity} (untrained {report.untrained_perplexity})"
+        )
+        return Path(report.path), report.content_hash
+    if source.source == "local":
+        folder = Path(source.path).expanduser().resolve()
+        if not (folder / "config.json").is_file():
+            raise FileNotFoundError(f"model {source.key!r}: {folder} has no config.json (not a Hugging Face model folder)")
+        return folder, folder_content_hash(folder)
+    revision = hub.resolve_revision(source.repo_id, source.revision)
+    target = layout.base_dir(source.key, revision)
+    if not (target / "config.json").is_file():
+        context.log.info(f"downloading {source.repo_id}@{revision}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{revision[:12]}-", dir=target.parent))
+        try:
+            hub.snapshot(source.repo_id, revision, tmp)
+            shutil.rmtree(tmp / ".cache", ignore_errors=True)
+            os.replace(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return target, revision
+
+
+def describe_model_folder(folder: Path) -> dict:
+    config = json.loads((folder / "config.json").read_text())
+    weights = list(folder.glob("*.safetensors"))
+    if not weights:
+        raise FileNotFoundError(f"{folder} has no .safetensors weights")
+    params = 0
+    for w in weights:
+        params += _safetensors_param_count(w)
+    licence = None
+    readme = folder / "README.md"
+    if readme.is_file() and readme.read_text(errors="ignore").startswith("---"):
+        import yaml
+
+        try:
+            front = yaml.safe_load(readme.read_text().split("---")[1]) or {}
+            licence = front.get("license")
+        except yaml.YAMLError:
+            pass
+    return {
+        "architecture": (config.get("architectures") or ["unknown"])[0],
+        "model_type": config.get("model_type", "unknown"),
+        "parameters": params,
+        "size_bytes": sum(w.stat().st_size for w in weights),
+        "license": licence,
+    }
+
+
+def _safetensors_param_count(path: Path) -> int:
+    """Read the safetensors header only: a corrupt file fails here, before any compression."""
+    import struct
+
+    with open(path, "rb") as f:
+        raw = f.read(8)
+        if len(raw) != 8:
+            raise ValueError(f"{path} is not a safetensors file (truncated header)")
+        (n,) = struct.unpack("<Q", raw)
+        if n <= 0 or n > 100 * 2**20:
+            raise ValueError(f"{path} is not a valid safetensors file (header length {n})")
+        try:
+            header = json.loads(f.read(n))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ValueError(f"{path} is not a valid safetensors file (unreadable header)") from None
+    total = 0
+    for name, meta in header.items():
+        if name == "__metadata__":
+            continue
+        count = 1
+        for dim in meta["shape"]:
+            count *= dim
+        total += count
+    return total
+
+
+def folder_content_hash(folder: Path) -> str:
+    """A revision for local folders: sha256 over file names and contents."""
+    digest = hashlib.sha256()
+    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(str(f.relative_to(folder)).encode())
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def read_json(path: Path, what: str) -> dict:
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} is missing ({path}): materialize it first")
+    return json.loads(path.read_text())

@@ -1,0 +1,52 @@
+"""Calibration data: tokenized samples for one base model's tokenizer, content-hashed."""
+
+
+from dagster import AssetExecutionContext, Config, DataVersion, MaterializeResult, MetadataValue, asset
+from pydantic import Field
+
+from dagster_project.assets.base_model import base_model, read_json, write_json_atomic
+from dagster_project.calibration.build import DEFAULT_SOURCE, CalibrationSpec, build_calibration
+from dagster_project.partitions import model_partitions
+from dagster_project.resources.artifact_store import ArtifactStore
+from dagster_project.storage import layout_for
+
+
+class CalibrationConfig(Config):
+    source: str = Field(default=DEFAULT_SOURCE, description="local .jsonl/.txt file or Hugging Face dataset id")
+    split: str = "train"
+    text_column: str = "text"
+    num_samples: int = Field(default=64, description="RHOAI default 512; small for the demo")
+    max_seq_length: int = Field(default=256, description="RHOAI default 2048; small for the demo")
+    seed: int = 42
+
+
+@asset(
+    partitions_def=model_partitions,
+    deps=[base_model],
+    group_name="models",
+    code_version="1",
+    kinds={"huggingface"},
+    description="Tokenized calibration samples (chat template applied when the tokenizer has one).",
+)
+def calibration_dataset(
+    context: AssetExecutionContext, config: CalibrationConfig, artifacts: ArtifactStore
+) -> MaterializeResult:
+    key = context.partition_key
+    layout = layout_for(artifacts)
+    base = read_json(layout.base_manifest(key), f"base_model[{key}]")
+    spec = CalibrationSpec(**config.model_dump())  # validates ranges before loading anything
+    result = build_calibration(spec, tokenizer_dir=base["path"], output_root=layout.calibration_root(key))
+    write_json_atomic(layout.calibration_manifest(key), {**result.__dict__, "base_revision": base["revision"]})
+    return MaterializeResult(
+        metadata={
+            "content_hash": result.content_hash,
+            "num_samples": MetadataValue.int(result.num_samples),
+            "total_tokens": MetadataValue.int(result.total_tokens),
+            "mean_tokens": MetadataValue.float(result.mean_tokens),
+            "chat_template_applied": MetadataValue.bool(result.chat_template_applied),
+            "seed": MetadataValue.int(spec.seed),
+            "source": spec.source,
+            "path": MetadataValue.path(result.path),
+        },
+        data_version=DataVersion(result.content_hash),
+    )

@@ -1,0 +1,112 @@
+"""Compressed variants: one per base model × recipe, made with llmcompressor.oneshot."""
+
+
+import hashlib
+import json
+from pathlib import Path
+
+from dagster import AssetDep, AssetExecutionContext, DataVersion, MaterializeResult, MetadataValue, asset
+
+from dagster_project.assets.base_model import base_model, read_json
+from dagster_project.assets.calibration_dataset import calibration_dataset
+from dagster_project.compression.catalog import resolve_recipe
+from dagster_project.compression.oneshot_runner import MANIFEST_FILENAME, compress, is_complete_variant, library_versions
+from dagster_project.partitions import by_model, variant_partitions
+from dagster_project.resources.artifact_store import ArtifactStore
+from dagster_project.resources.compute import ComputeResource
+from dagster_project.storage import layout_for, publish_folder
+
+CODE_VERSION = "1"
+
+
+def variant_version(base_revision: str, recipe_sha: str, calibration_hash: str | None, libs: dict[str, str]) -> str:
+    """What a variant is made of; equal inputs → equal version → no recompression."""
+    payload = json.dumps(
+        {"base": base_revision, "recipe": recipe_sha, "calibration": calibration_hash, "libs": libs, "code": CODE_VERSION},
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+@asset(
+    partitions_def=variant_partitions,
+    deps=[
+        AssetDep(base_model, partition_mapping=by_model),
+        AssetDep(calibration_dataset, partition_mapping=by_model),
+    ],
+    group_name="compression",
+    code_version=CODE_VERSION,
+    kinds={"pytorch"},
+    pool="model_compute",
+    description="A compressed-tensors checkpoint that vLLM serves, with its recipe saved beside the weights.",
+)
+def compressed_model(
+    context: AssetExecutionContext,
+    artifacts: ArtifactStore,
+    compute: ComputeResource,
+) -> MaterializeResult:
+    model_key, recipe_key = _keys(context)
+    layout = layout_for(artifacts)
+    base = read_json(layout.base_manifest(model_key), f"base_model[{model_key}]")
+    # Validate the recipe against the architecture before any weights are loaded.
+    recipe = resolve_recipe(layout.recipes_dir(), recipe_key, base["architecture"])
+    calibration = None
+    if recipe.calibrated:
+        calibration = read_json(layout.calibration_manifest(model_key), f"calibration_dataset[{model_key}]")
+    libs = library_versions()
+    version = variant_version(base["revision"], recipe.sha256, calibration and calibration["content_hash"], libs)
+    out = layout.variant_dir(model_key, recipe_key)
+
+    manifest = _existing_manifest(out)
+    if manifest and manifest.get("version") == version:
+        context.log.info(f"variant {model_key} × {recipe_key} is up to date (version {version}): no compression")
+        reused = True
+    else:
+        device = compute.resolve_device()
+        compress(
+            Path(base["path"]), recipe, out,
+            calibration_dir=Path(calibration["path"]) if calibration else None,
+            device=device, log=context.log.info,
+            manifest_extra={
+                "version": version, "base_model": base.get("repo_id") or model_key,
+                "base_revision": base["revision"], "calibration_hash": calibration and calibration["content_hash"],
+                "placement": recipe.placement, "calibrated": recipe.calibrated,
+            },
+        )
+        manifest = _existing_manifest(out)
+        reused = False
+    uri = publish_folder(artifacts, layout, out)
+    return MaterializeResult(
+        metadata={
+            "recipe": recipe_key,
+            "recipe_sha256": recipe.sha256,
+            "scheme": recipe.scheme,
+            "placement": recipe.placement,
+            "base_revision": base["revision"],
+            "calibration_hash": manifest.get("calibration_hash") or "none (data-free)",
+            "version": version,
+            "reused_existing": MetadataValue.bool(reused),
+            "wall_seconds": MetadataValue.float(manifest["wall_seconds"]),
+            "peak_rss_mb": MetadataValue.float(manifest["peak_rss_mb"]),
+            **({"peak_gpu_mb": MetadataValue.float(manifest["peak_gpu_mb"])} if manifest.get("peak_gpu_mb") else {}),
+            "size_mb": MetadataValue.float(round(manifest["size_bytes"] / 2**20, 3)),
+            "base_size_mb": MetadataValue.float(round(manifest["base_size_bytes"] / 2**20, 3)),
+            "compression_ratio": MetadataValue.float(manifest["compression_ratio"]),
+            "quantized_modules": MetadataValue.int(manifest["quantized_modules"]),
+            **{f"version_{k}": v for k, v in manifest["library_versions"].items()},
+            "recipe_yaml": MetadataValue.md(f"```yaml\n{recipe.yaml_text}```"),
+            "uri": MetadataValue.url(uri) if "://" in uri else uri,
+        },
+        data_version=DataVersion(version),
+    )
+
+
+def _keys(context: AssetExecutionContext) -> tuple[str, str]:
+    keys = context.partition_key.keys_by_dimension
+    return keys["model"], keys["recipe"]
+
+
+def _existing_manifest(out: Path) -> dict | None:
+    if not is_complete_variant(out):
+        return None
+    return json.loads((out / MANIFEST_FILENAME).read_text())

@@ -1,0 +1,256 @@
+"""Evaluation: lm-eval on base (once per task set) and on each variant, recovery, speed, size, approval."""
+
+
+import base64
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetDep,
+    AssetExecutionContext,
+    Config,
+    DataVersion,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+    asset_check,
+)
+from pydantic import Field
+
+from dagster_project.assets.base_model import base_model, read_json, write_json_atomic
+from dagster_project.assets.compressed_model import compressed_model
+from dagster_project.catalog import resolve_model
+from dagster_project.compression.oneshot_runner import MANIFEST_FILENAME
+from dagster_project.evaluation.approval import EVALUATION_FILENAME, Approval, decide_approval
+from dagster_project.evaluation.tasks import resolve_task_set
+from dagster_project.partitions import by_model, model_partitions, variant_partitions
+from dagster_project.resources.artifact_store import ArtifactStore
+from dagster_project.resources.compute import ComputeResource
+from dagster_project.storage import layout_for
+
+CODE_VERSION = "1"
+
+
+class EvaluationConfig(Config):
+    task_set: str = Field(default="", description="empty: the model's task set from models.yaml")
+    limit: int | None = Field(default=None, ge=1, description="cap examples per task (smoke runs)")
+    recovery_threshold: float | None = Field(default=None, gt=0, le=200, description="override the task set's")
+
+
+def _task_set_name(model_key: str, config: EvaluationConfig) -> str:
+    return config.task_set or resolve_model(model_key).task_set
+
+
+@asset(
+    partitions_def=model_partitions,
+    deps=[base_model],
+    group_name="evaluation",
+    code_version=CODE_VERSION,
+    kinds={"python"},
+    pool="model_compute",
+    description="lm-eval scores and generation speed of the base model; computed once per revision and task set.",
+)
+def base_evaluation(
+    context: AssetExecutionContext, config: EvaluationConfig, artifacts: ArtifactStore, compute: ComputeResource
+) -> MaterializeResult:
+    from dagster_project.evaluation.hf_eval import EvalResult, evaluate_hf
+    from dagster_project.evaluation.speed import measure_generation
+
+    key = context.partition_key
+    layout = layout_for(artifacts)
+    base = read_json(layout.base_manifest(key), f"base_model[{key}]")
+    task_set = resolve_task_set(_task_set_name(key, config))
+    path = layout.base_eval(key, base["revision"], task_set.name)
+    if path.is_file():
+        context.log.info(f"base {key}@{base['revision']} already evaluated on {task_set.name}: reusing {path}")
+        data = json.loads(path.read_text())
+        result = EvalResult.from_json(json.dumps(data["eval"]))
+    else:
+        device = compute.resolve_device()
+        context.log.info(f"evaluating base {key} on {task_set.name} ({device})")
+        result = evaluate_hf(Path(base["path"]), task_set, device=device, batch_size=compute.eval_batch_size, limit=config.limit)
+        speed = measure_generation(Path(base["path"]), device=device)
+        data = {"eval": json.loads(result.to_json()), "speed": asdict(speed), "revision": base["revision"]}
+        write_json_atomic(path, data)
+    return MaterializeResult(
+        metadata={
+            "task_set": task_set.name,
+            "scores": MetadataValue.md(_scores_table(result)),
+            "tokens_per_second": MetadataValue.float(data["speed"]["tokens_per_second"]),
+            "eval_seconds": MetadataValue.float(result.eval_seconds),
+            "path": MetadataValue.path(str(path)),
+        },
+        data_version=DataVersion(f"{base['revision']}-{task_set.name}"),
+    )
+
+
+@asset(
+    partitions_def=variant_partitions,
+    deps=[compressed_model, AssetDep(base_evaluation, partition_mapping=by_model)],
+    group_name="evaluation",
+    code_version=CODE_VERSION,
+    kinds={"python"},
+    pool="model_compute",
+    description="Variant vs base on the same tasks and hardware: recovery per task, size, speed; decides approval.",
+)
+def evaluation_report(
+    context: AssetExecutionContext, config: EvaluationConfig, artifacts: ArtifactStore, compute: ComputeResource
+) -> MaterializeResult:
+    from dagster_project.evaluation.hf_eval import EvalResult, evaluate_hf
+    from dagster_project.evaluation.recovery import average_recovery, compare
+    from dagster_project.evaluation.report import plot_recovery, recovery_table
+    from dagster_project.evaluation.speed import measure_generation
+
+    keys = context.partition_key.keys_by_dimension
+    model_key, recipe_key = keys["model"], keys["recipe"]
+    layout = layout_for(artifacts)
+    base = read_json(layout.base_manifest(model_key), f"base_model[{model_key}]")
+    variant_dir = layout.variant_dir(model_key, recipe_key)
+    variant = read_json(variant_dir / MANIFEST_FILENAME, f"compressed_model[{model_key}|{recipe_key}]")
+    task_set = resolve_task_set(_task_set_name(model_key, config))
+    threshold = config.recovery_threshold or task_set.recovery_threshold
+    base_data = read_json(layout.base_eval(model_key, base["revision"], task_set.name), f"base_evaluation[{model_key}]")
+    base_eval = EvalResult.from_json(json.dumps(base_data["eval"]))
+
+    report_path = variant_dir / EVALUATION_FILENAME
+    previous = json.loads(report_path.read_text()) if report_path.is_file() else None
+    device = compute.resolve_device()
+    if previous and previous.get("variant_version") == variant["version"] and previous.get("task_set") == task_set.name:
+        context.log.info("variant already evaluated on this task set: reusing scores")
+        var_eval = EvalResult.from_json(json.dumps(previous["eval"]))
+        speed, load_error = previous.get("speed"), previous.get("load_error")
+    else:
+        context.log.info(f"evaluating {model_key} × {recipe_key} on {task_set.name} ({device})")
+        var_eval, speed, load_error = None, None, None
+        try:
+            speed = asdict(measure_generation(variant_dir, device=device))
+            var_eval = evaluate_hf(variant_dir, task_set, device=device, batch_size=compute.eval_batch_size, limit=config.limit)
+        except Exception as exc:  # a variant that cannot load or run is reported, not crashed on
+            load_error = f"{type(exc).__name__}: {exc}"
+            context.log.error(f"variant failed to load or generate: {load_error}")
+
+    recoveries = compare(base_eval, var_eval, task_set) if var_eval else []
+    avg = average_recovery(recoveries)
+    approval: Approval = decide_approval(
+        loads=load_error is None and bool(speed and speed.get("new_tokens")),
+        average_recovery=avg, threshold=threshold,
+        size_bytes=variant["size_bytes"], base_size_bytes=variant["base_size_bytes"],
+        load_error=load_error,
+    )
+    report = {
+        "model": model_key, "recipe": recipe_key, "variant_version": variant["version"],
+        "task_set": task_set.name, "threshold": threshold, "average_recovery": avg,
+        "recoveries": [asdict(r) for r in recoveries], "approval": asdict(approval),
+        "eval": json.loads(var_eval.to_json()) if var_eval else None, "speed": speed, "load_error": load_error,
+        "base_speed": base_data.get("speed"), "size_bytes": variant["size_bytes"],
+        "base_size_bytes": variant["base_size_bytes"], "compression_ratio": variant["compression_ratio"],
+        "scheme": variant.get("scheme"), "recipe_sha256": variant["recipe_sha256"],
+    }
+    write_json_atomic(report_path, report)
+
+    metadata = {
+        "task_set": task_set.name,
+        "average_recovery_pct": MetadataValue.float(avg if avg is not None else 0.0),
+        "threshold_pct": MetadataValue.float(threshold),
+        "approved": MetadataValue.bool(approval.approved),
+        "approval_reasons": MetadataValue.md("\n".join(f"- {r}" for r in approval.reasons)),
+        "recovery": MetadataValue.md(recovery_table(recoveries) if recoveries else "no scores (variant failed)"),
+        "size_mb": MetadataValue.float(round(variant["size_bytes"] / 2**20, 3)),
+        "compression_ratio": MetadataValue.float(variant["compression_ratio"]),
+        "results_json": MetadataValue.path(str(report_path)),
+    }
+    if speed and base_data.get("speed"):
+        bs = base_data["speed"]
+        metadata["speed"] = MetadataValue.md(
+            "| | load s | latency s | tokens/s |\n|---|---:|---:|---:|\n"
+            f"| base | {bs['load_seconds']} | {bs['latency_seconds']} | {bs['tokens_per_second']} |\n"
+            f"| variant | {speed['load_seconds']} | {speed['latency_seconds']} | {speed['tokens_per_second']} |"
+        )
+        metadata["sample_generation"] = speed.get("sample", "")
+    if recoveries:
+        png = plot_recovery(recoveries, f"{model_key} × {recipe_key}: recovery per task", threshold)
+        (variant_dir / "recovery.png").write_bytes(png)
+        metadata["recovery_plot"] = MetadataValue.md(_img(png))
+    return MaterializeResult(metadata=metadata, data_version=DataVersion(f"{variant['version']}-{task_set.name}"))
+
+
+def _report_for(context, artifacts: ArtifactStore) -> dict | None:
+    keys = context.partition_key.keys_by_dimension if hasattr(context, "partition_key") else None
+    layout = layout_for(artifacts)
+    path = layout.variant_dir(keys["model"], keys["recipe"]) / EVALUATION_FILENAME
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _check(report: dict | None, name: str) -> AssetCheckResult:
+    if report is None:
+        return AssetCheckResult(passed=False, description="no evaluation report on disk")
+    check = report["approval"]["checks"][name]
+    return AssetCheckResult(passed=check["passed"], description=check["detail"], severity=AssetCheckSeverity.ERROR,
+                            metadata={"variant_version": report["variant_version"]})
+
+
+@asset_check(asset=evaluation_report, blocking=True, description="The variant loads and generates text.")
+def loads_and_generates(context, artifacts: ArtifactStore) -> AssetCheckResult:
+    return _check(_report_for(context, artifacts), "loads_and_generates")
+
+
+@asset_check(asset=evaluation_report, blocking=True, description="Average recovery meets the task set's threshold.")
+def recovery_meets_threshold(context, artifacts: ArtifactStore) -> AssetCheckResult:
+    return _check(_report_for(context, artifacts), "recovery_meets_threshold")
+
+
+@asset_check(asset=evaluation_report, blocking=True, description="Weights are smaller than the base's.")
+def size_reduced(context, artifacts: ArtifactStore) -> AssetCheckResult:
+    return _check(_report_for(context, artifacts), "size_reduced")
+
+
+@asset(
+    partitions_def=model_partitions,
+    deps=[AssetDep(evaluation_report, partition_mapping=by_model)],
+    group_name="evaluation",
+    code_version=CODE_VERSION,
+    kinds={"python"},
+    description="All variants of one base model side by side: table and score-vs-size plot.",
+)
+def model_comparison(context: AssetExecutionContext, artifacts: ArtifactStore) -> MaterializeResult:
+    from dagster_project.evaluation.report import plot_score_vs_size, variants_table
+
+    key = context.partition_key
+    layout = layout_for(artifacts)
+    rows, points = [], []
+    base_point = None
+    for report_path in sorted((layout.model_dir(key) / "variants").glob(f"*/{EVALUATION_FILENAME}")):
+        r = json.loads(report_path.read_text())
+        primary = next((x for x in r["recoveries"] if x["primary"]), None)
+        rows.append({
+            "model": key, "recipe": r["recipe"], "size_mb": r["size_bytes"] / 2**20, "ratio": r["compression_ratio"],
+            "metric": f"{primary['task']}/{primary['metric']}" if primary else "-",
+            "base": primary["base"] if primary else float("nan"), "variant": primary["variant"] if primary else float("nan"),
+            "recovery": r["average_recovery"] or 0.0, "approved": r["approval"]["approved"],
+        })
+        if primary:
+            points.append({"label": r["recipe"], "size_mb": r["size_bytes"] / 2**20, "score": primary["variant"]})
+            base_point = {"label": "base", "size_mb": r["base_size_bytes"] / 2**20, "score": primary["base"], "base": True}
+    metadata = {"variants": MetadataValue.int(len(rows)), "comparison": MetadataValue.md(variants_table(rows))}
+    if points and base_point:
+        metric = next(x for x in rows if x["metric"] != "-")["metric"]
+        png = plot_score_vs_size([base_point, *points], metric, f"{key}: {metric} vs size")
+        (layout.model_dir(key) / "comparison.png").write_bytes(png)
+        metadata["score_vs_size"] = MetadataValue.md(_img(png))
+    write_json_atomic(layout.model_dir(key) / "comparison.json", {"rows": rows})
+    return MaterializeResult(metadata=metadata)
+
+
+def _scores_table(result) -> str:
+    lines = ["| task | metric | value | stderr |", "|---|---|---:|---:|"]
+    for s in result.scores:
+        lines.append(f"| {s.task} | {s.metric} | {s.value:.4g} | {'' if s.stderr is None else f'{s.stderr:.3g}'} |")
+    return "\n".join(lines)
+
+
+def _img(png: bytes) -> str:
+    # The Dagster UI renders markdown images; a data URI keeps the plot inside the event log.
+    return f"![plot](data:image/png;base64,{base64.b64encode(png).decode()})"

@@ -1,0 +1,44 @@
+"""Recipe partition keys → resolved recipes: built-ins, plus users' recipes saved in the store."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dagster_project.compression.recipes import (
+    BUILTIN_RECIPES,
+    RecipeError,
+    ResolvedRecipe,
+    parse_user_recipe,
+    resolve_builtin,
+    validate_recipe_name,
+)
+
+
+def user_recipe_path(recipes_dir: Path, name: str) -> Path:
+    return Path(recipes_dir) / f"{validate_recipe_name(name)}.yaml"
+
+
+def register_user_recipe(recipes_dir: Path, name: str, yaml_text: str) -> ResolvedRecipe:
+    """Validate and save a user's recipe; its name becomes a recipe partition key."""
+    if name in BUILTIN_RECIPES:
+        raise RecipeError(f"{name!r} is a built-in recipe name; choose another name for your recipe")
+    recipe = parse_user_recipe(name, yaml_text)
+    path = user_recipe_path(recipes_dir, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(yaml_text)
+    os.replace(tmp, path)
+    return recipe
+
+
+def resolve_recipe(recipes_dir: Path, name: str, architecture: str | None) -> ResolvedRecipe:
+    if name in BUILTIN_RECIPES:
+        return resolve_builtin(name, architecture)
+    path = user_recipe_path(recipes_dir, name)
+    if not path.is_file():
+        raise RecipeError(
+            f"unknown recipe {name!r}: not built in ({', '.join(sorted(BUILTIN_RECIPES))}) "
+            f"and not registered (dmc recipes add {name} FILE)"
+        )
+    return parse_user_recipe(name, path.read_text())

@@ -1,0 +1,43 @@
+"""The code location: every asset, check, resource, sensor and schedule, wired in one place."""
+
+import os
+
+from dagster import Definitions
+
+from dagster_project.assets.base_model import base_model
+from dagster_project.assets.calibration_dataset import calibration_dataset
+from dagster_project.assets.compressed_model import compressed_model
+from dagster_project.assets.evaluation import (
+    base_evaluation,
+    evaluation_report,
+    loads_and_generates,
+    model_comparison,
+    recovery_meets_threshold,
+    size_reduced,
+)
+from dagster_project.assets.publication import hub_release, registry_entry
+from dagster_project.automation.catalog_sensor import catalog_sensor
+from dagster_project.resources.artifact_store import ArtifactStore
+from dagster_project.resources.compute import ComputeResource
+from dagster_project.resources.hf_hub import HuggingFaceHubResource
+from dagster_project.resources.model_registry import ModelRegistryResource
+
+defs = Definitions(
+    assets=[base_model, calibration_dataset, compressed_model, base_evaluation, evaluation_report,
+            model_comparison, hub_release, registry_entry],
+    asset_checks=[loads_and_generates, recovery_meets_threshold, size_reduced],
+    sensors=[catalog_sensor],
+    resources={
+        "artifacts": ArtifactStore.from_env(),
+        "compute": ComputeResource(device=os.environ.get("DMC_DEVICE", "auto")),
+        "hub": HuggingFaceHubResource(
+            endpoint=os.environ.get("HF_ENDPOINT") or None,
+            publish_enabled=os.environ.get("DMC_HUB_PUBLISH", "") == "1",
+            publish_organization=os.environ.get("DMC_HUB_ORG", ""),
+        ),
+        "registry": ModelRegistryResource(
+            url=os.environ.get("DMC_REGISTRY_URL", ""),
+            token_file=os.environ.get("DMC_REGISTRY_TOKEN_FILE", ""),
+        ),
+    },
+)

@@ -1,0 +1,78 @@
+"""Markdown tables and PNG plots for the Dagster UI."""
+
+from __future__ import annotations
+
+import io
+from typing import Iterable
+
+from dagster_project.evaluation.recovery import Recovery
+
+
+def recovery_table(recoveries: Iterable[Recovery]) -> str:
+    lines = ["| task | metric | base | compressed | recovery % |", "|---|---|---:|---:|---:|"]
+    for r in recoveries:
+        flag = " (near chance)" if r.near_chance else ""
+        lines.append(f"| {r.task} | {r.metric} | {r.base:.4g} | {r.variant:.4g} | {r.recovery_pct:.2f}{flag} |")
+    return "\n".join(lines)
+
+
+def variants_table(rows: list[dict]) -> str:
+    """rows: model, recipe, size_mb, ratio, metric, base, variant, recovery, approved."""
+    lines = [
+        "| model | recipe | size MB | ratio | metric | base | variant | recovery % | approved |",
+        "|---|---|---:|---:|---|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['recipe']} | {r['size_mb']:.2f} | {r['ratio']:.2f}x | {r['metric']} | "
+            f"{r['base']:.4g} | {r['variant']:.4g} | {r['recovery']:.2f} | {'yes' if r['approved'] else 'no'} |"
+        )
+    return "\n".join(lines)
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def plot_recovery(recoveries: list[Recovery], title: str, threshold: float | None = None) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"{r.task}\n{r.metric}" for r in recoveries]
+    values = [r.recovery_pct for r in recoveries]
+    fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(values)), 3.2))
+    colors = ["#999999" if r.near_chance else ("#2a9d8f" if threshold is None or r.recovery_pct >= threshold else "#e76f51") for r in recoveries]
+    ax.bar(labels, values, color=colors)
+    if threshold is not None:
+        ax.axhline(threshold, color="#264653", linestyle="--", linewidth=1, label=f"threshold {threshold:g} %")
+        ax.legend(loc="lower right", fontsize=8)
+    ax.set_ylabel("recovery %")
+    ax.set_ylim(0, max(110, max(values, default=0) * 1.05))
+    ax.set_title(title, fontsize=10)
+    ax.tick_params(axis="x", labelsize=7)
+    return _png(fig)
+
+
+def plot_score_vs_size(points: list[dict], metric: str, title: str) -> bytes:
+    """points: label, size_mb, score (the base included)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for p in points:
+        ax.scatter(p["size_mb"], p["score"], s=40, color="#264653" if p.get("base") else "#2a9d8f")
+        ax.annotate(p["label"], (p["size_mb"], p["score"]), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.set_xlabel("weights size (MB)")
+    ax.set_ylabel(metric)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    return _png(fig)

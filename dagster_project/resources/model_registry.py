@@ -1,0 +1,32 @@
+"""The model registry: embedded SQLite by default, the Kubeflow / RHOAI Model Registry by URL."""
+
+from __future__ import annotations
+
+from dagster import ConfigurableResource
+
+
+class ModelRegistryResource(ConfigurableResource):
+    """`url` empty → the local registry file; `https://…` → Kubeflow Model Registry (API v1).
+
+    Tokens come from `token_env_var` or a service-account `token_file` at call time, never from
+    run config, so they cannot reach the event log.
+    """
+
+    url: str = ""
+    token_env_var: str = "DMC_REGISTRY_TOKEN"
+    token_file: str = ""
+    author: str = "dagster"
+    is_secure: bool | None = None  # None: TLS for remote hosts, plain HTTP on loopback
+
+    def open(self):
+        import os
+
+        from dagster_project.registry import open_registry
+
+        return open_registry(
+            url=self.url or None,
+            token=os.environ.get(self.token_env_var) or None,
+            token_file=self.token_file or None,
+            author=self.author,
+            is_secure=self.is_secure,
+        )
