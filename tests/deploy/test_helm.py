@@ -62,6 +62,8 @@ def test_env_configmap_is_exactly_what_placement_reads(rendered) -> None:
     store = ArtifactStore.from_env(data)
     assert store.uri_for("compressed/m/w4a16") == "pvc://dmc-models/compressed/m/w4a16"
     assert data["DMC_ARTIFACT_ROOT"] == "/models/artifacts"
+    assert data["DMC_REGISTRY_URL"].startswith("https://") and data["DAGSTER_DEPLOYMENT"] == "models"
+    assert data["DMC_MODELS_FILE"] == "/etc/dmc/models.yaml"
 
 
 def test_s3_scenario_feeds_placement_and_store(rendered) -> None:
@@ -102,6 +104,9 @@ def test_dagster_values_point_at_our_objects(rendered) -> None:
     assert volumes["models"]["persistentVolumeClaim"]["claimName"] == "dmc-models"
     assert volumes["dmc-catalog"]["configMap"]["name"] == "dmc-catalog"
     assert {"name": "models", "mountPath": "/models"} in deployment["volumeMounts"]
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in deployment["env"]}
+    assert env["HF_TOKEN"] == {"name": "hf-hub-secret", "key": "HF_TOKEN", "optional": True}
+    assert env["DMC_REGISTRY_TOKEN"] == {"name": "model-registry-token", "key": "token", "optional": True}
     launcher = json.loads(stub["run-launcher.json"])
     assert launcher["type"] == "K8sRunLauncher"
     assert launcher["config"]["k8sRunLauncher"]["runK8sConfig"]["podSpecConfig"]["serviceAccountName"] == "dmc-runner"
