@@ -217,6 +217,19 @@ class HubServer:
 
     endpoint = url
 
+    def api(self, token: str | None = None):
+        """An ``HfApi`` bound to this server (``token=None``: anonymous)."""
+        from huggingface_hub import HfApi
+
+        return HfApi(endpoint=self.url, token=token if token is not None else False)
+
+    def env(self, token: str | None = None) -> dict[str, str]:
+        """Environment for a subprocess (dagster CLI, benchmark) that should talk to this server."""
+        env = {"HF_ENDPOINT": self.url, "HF_HUB_OFFLINE": "0", "HF_HUB_DISABLE_TELEMETRY": "1"}
+        if token is not None:
+            env["HF_TOKEN"] = token
+        return env
+
     # ------------------------------------------------------------------ counters / failures
     @property
     def request_count(self) -> int:
@@ -1253,3 +1266,31 @@ def hub_client_online() -> Iterator[None]:
         yield
     finally:
         constants.HF_HUB_OFFLINE = old
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m dagster_project.testing.hub_server --root DIR [--port N] [--token TOKEN:write]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Loopback Hugging Face Hub for tests and demos")
+    parser.add_argument("--root", required=True, help="state directory")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--token", action="append", default=[], help="TOKEN:read or TOKEN:write (repeatable)")
+    args = parser.parse_args(argv)
+    tokens = {}
+    for spec in args.token:
+        tok, _, role = spec.rpartition(":")
+        tokens[tok] = role
+    server = HubServer(args.root, tokens=tokens, host=args.host, port=args.port).start()
+    print(server.url, flush=True)  # the only output: never echo tokens
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

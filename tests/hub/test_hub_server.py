@@ -227,3 +227,22 @@ def test_state_survives_restart(tmp_path, hf_isolated):
     with HubServer(tmp_path / "state") as hub2:
         assert HfApi(endpoint=hub2.url).model_info("acme/persist").sha == sha
         assert hub2.files("acme/persist")["f.bin"] == b"data"
+
+
+def test_refs_tags_settings_and_paths_info(hub):
+    sha = hub.add_model("acme/misc", {"config.json": "{}", "weights/model.safetensors": b"w"})
+    api = hub.api(WRITE_TOKEN)
+    api.create_tag("acme/misc", tag="v1")
+    api.create_branch("acme/misc", branch="dev")
+    refs = api.list_repo_refs("acme/misc")
+    assert [t.name for t in refs.tags] == ["v1"] and refs.tags[0].target_commit == sha
+    assert {b.name for b in refs.branches} == {"main", "dev"}
+    assert api.model_info("acme/misc", revision="v1").sha == sha
+    api.update_repo_settings("acme/misc", private=True, gated="auto")
+    info = api.model_info("acme/misc")
+    assert info.private is True and info.gated == "auto"
+    paths = {p.path: p for p in api.get_paths_info("acme/misc", ["config.json", "weights"])}
+    assert paths["config.json"].size == 2 and type(paths["weights"]).__name__ == "RepoFolder"
+    tree = list(api.list_repo_tree("acme/misc", recursive=False))
+    assert sorted(e.path for e in tree) == [".gitattributes", "config.json", "weights"]
+    assert hub.env(WRITE_TOKEN)["HF_ENDPOINT"] == hub.url
