@@ -246,3 +246,14 @@ def test_refs_tags_settings_and_paths_info(hub):
     tree = list(api.list_repo_tree("acme/misc", recursive=False))
     assert sorted(e.path for e in tree) == [".gitattributes", "config.json", "weights"]
     assert hub.env(WRITE_TOKEN)["HF_ENDPOINT"] == hub.url
+
+
+def test_server_and_publisher_import_no_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, dagster_project.testing.hub_server, dagster_project.hub; "
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, sorted(sys.modules)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
