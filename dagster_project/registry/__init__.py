@@ -1,0 +1,106 @@
+"""Model registry layer: publish approved compressed variants with lineage, and look them up.
+
+    from dagster_project.registry import open_registry
+    reg = open_registry()                       # $DMC_REGISTRY_URL, else the local SQLite registry
+    reg.list_versions(base_model="org/base", min_recovery=99)
+
+`open_registry(None | "sqlite:///path" | "/path")` -> LocalRegistry (embedded SQLite);
+`open_registry("http(s)://host:port")` -> KubeflowRegistry (Kubeflow / RHOAI Model Registry,
+REST /api/model_registry/v1, through the unmodified `model-registry` client).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .base import (
+    APPROVED_LABEL,
+    SOURCE_KIND,
+    PublishedVersion,
+    RegistryAuthError,
+    RegistryBackend,
+    RegistryError,
+    RegistryUnavailable,
+    VariantRecord,
+)
+
+__all__ = [
+    "APPROVED_LABEL",
+    "SOURCE_KIND",
+    "DEFAULT_SA_TOKEN_FILE",
+    "PublishedVersion",
+    "RegistryAuthError",
+    "RegistryBackend",
+    "RegistryError",
+    "RegistryUnavailable",
+    "VariantRecord",
+    "open_registry",
+    "resolve_token",
+]
+
+DEFAULT_SA_TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: S105 - a path
+TOKEN_ENV = "DMC_REGISTRY_TOKEN"  # noqa: S105 - an env var name
+URL_ENV = "DMC_REGISTRY_URL"
+
+
+def resolve_token(token: str | None = None, token_file: str | None = None) -> str | None:
+    """Argument, then $DMC_REGISTRY_TOKEN, then token_file, then the pod's service-account token."""
+    if token:
+        return token.strip()
+    if os.environ.get(TOKEN_ENV):
+        return os.environ[TOKEN_ENV].strip()
+    if token_file:
+        try:
+            return Path(token_file).read_text().strip() or None
+        except OSError as exc:
+            raise RegistryAuthError(f"cannot read registry token file {token_file}: {exc.strerror}") from None
+    default = Path(DEFAULT_SA_TOKEN_FILE)
+    if default.is_file():
+        try:
+            return default.read_text().strip() or None
+        except OSError:
+            return None
+    return None
+
+
+def open_registry(
+    url: str | None = None,
+    token: str | None = None,
+    token_file: str | None = None,
+    author: str = "dagster",
+    is_secure: bool | None = None,
+    **options,
+) -> RegistryBackend:
+    """Open the registry named by url (see module docstring).
+
+    Extra keyword options go to the backend (e.g. KubeflowRegistry's retry_attempts,
+    retry_initial_wait, retry_max_wait, retry_total_s, request_timeout_s).
+    """
+    if url is None or url.strip() == "":
+        from dagster_project.settings import local_registry_path
+
+        from .local import LocalRegistry
+
+        return LocalRegistry(local_registry_path())
+    url = url.strip()
+    if url.startswith(("http://", "https://")):
+        from .kubeflow import KubeflowRegistry
+
+        return KubeflowRegistry(
+            url,
+            token=resolve_token(token, token_file),
+            author=author,
+            is_secure=is_secure,
+            **options,
+        )
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///") - 1 :] if url.startswith("sqlite:////") else url[len("sqlite:///") :]
+        from .local import LocalRegistry
+
+        return LocalRegistry(path)
+    if "://" in url:
+        raise RegistryError(f"unsupported registry URL {url!r}: use http(s)://host:port, sqlite:///path or a path")
+    from .local import LocalRegistry
+
+    return LocalRegistry(url)

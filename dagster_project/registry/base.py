@@ -1,0 +1,171 @@
+"""Backend-neutral types of the model registry layer (no heavy imports)."""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+APPROVED_LABEL = "approved"
+SOURCE_KIND = "dagster"  # never "kfp": the RHOAI dashboard links "kfp" lineage to pipeline runs
+
+
+class RegistryError(Exception):
+    """Any failure of the registry layer."""
+
+
+class RegistryAuthError(RegistryError):
+    """The registry refused our credentials (HTTP 401/403)."""
+
+
+class RegistryUnavailable(RegistryError):
+    """The registry could not be reached (after bounded retries)."""
+
+
+@dataclass(frozen=True)
+class VariantRecord:
+    """What the publication asset hands to a backend."""
+
+    model_name: str
+    version_name: str
+    uri: str
+    model_format_name: str = "compressed-tensors"
+    model_format_version: str = "1"
+    description: str = ""
+    properties: Mapping[str, str] = field(default_factory=dict)
+    source_class: str = "asset-materialization"
+    source_group: str = ""
+    source_id: str = ""
+    source_name: str = ""
+    approved: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("model_name", "version_name", "uri"):
+            if not getattr(self, name):
+                raise ValueError(f"VariantRecord.{name} must not be empty")
+        bad = [k for k, v in self.properties.items() if not isinstance(k, str) or not isinstance(v, str)]
+        if bad:
+            raise ValueError(f"VariantRecord.properties must be flat strings; offending keys: {bad}")
+        if APPROVED_LABEL in self.properties:
+            raise ValueError(f"use VariantRecord.approved, not a {APPROVED_LABEL!r} property")
+
+    def version_properties(self) -> dict[str, str]:
+        """customProperties stored on the model version (label included)."""
+        props = dict(self.properties)
+        if self.approved:
+            props[APPROVED_LABEL] = ""
+        return props
+
+
+@dataclass(frozen=True)
+class PublishedVersion:
+    """What lookups return."""
+
+    model_name: str
+    version_name: str
+    uri: str
+    model_format_name: str
+    properties: dict[str, str]
+    approved: bool
+    archived: bool
+    registry_model_id: str
+    registry_version_id: str
+    registry_artifact_id: str
+    source_kind: str
+    source_id: str
+    source_name: str
+
+    def metric(self, key: str) -> float | None:
+        """A numeric property (e.g. "recovery_avg", "eval_wikitext_word_perplexity"), else None."""
+        raw = self.properties.get(key)
+        if raw is None or raw == "":
+            return None
+        try:
+            value = float(raw)
+        except ValueError:
+            return None
+        return None if math.isnan(value) else value
+
+    @property
+    def recipe(self) -> str:
+        return self.properties.get("recipe", "")
+
+    @property
+    def scheme(self) -> str:
+        return self.properties.get("scheme", "")
+
+    def as_dict(self) -> dict:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+def matches(
+    v: PublishedVersion,
+    *,
+    approved_only: bool = True,
+    base_model: str | None = None,
+    recipe: str | None = None,
+    scheme: str | None = None,
+    min_recovery: float | None = None,
+    include_archived: bool = False,
+) -> bool:
+    """The one definition of the list filters, shared by every backend."""
+    if approved_only and not v.approved:
+        return False
+    if not include_archived and v.archived:
+        return False
+    if base_model is not None and v.properties.get("base_model") != base_model:
+        return False
+    if recipe is not None and v.properties.get("recipe") != recipe:
+        return False
+    if scheme is not None and v.properties.get("scheme") != scheme:
+        return False
+    if min_recovery is not None:
+        rec = v.metric("recovery_avg")
+        if rec is None or rec < float(min_recovery):
+            return False
+    return True
+
+
+def sort_versions(versions: Iterable[PublishedVersion]) -> list[PublishedVersion]:
+    return sorted(versions, key=lambda v: (v.model_name, v.version_name))
+
+
+class RegistryBackend(ABC):
+    """Publish, revoke and look up compressed variants."""
+
+    url: str = ""
+
+    @abstractmethod
+    def publish(self, record: VariantRecord) -> PublishedVersion:
+        """Idempotent; completes half-done state (model without version, version without artifact)."""
+
+    @abstractmethod
+    def revoke(self, model_name: str, version_name: str) -> PublishedVersion:
+        """Remove the "approved" label and archive the version."""
+
+    @abstractmethod
+    def get(self, model_name: str, version_name: str) -> PublishedVersion | None: ...
+
+    @abstractmethod
+    def list_versions(
+        self,
+        *,
+        approved_only: bool = True,
+        base_model: str | None = None,
+        recipe: str | None = None,
+        scheme: str | None = None,
+        min_recovery: float | None = None,
+        include_archived: bool = False,
+    ) -> list[PublishedVersion]: ...
+
+    def close(self) -> None:  # pragma: no cover - trivial
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,433 @@
+"""Kubeflow / RHOAI Model Registry backend over the unmodified `model-registry==0.3.18` client.
+
+Publication is check-then-create per object (RegisteredModel -> ModelVersion -> ModelArtifact)
+through the client's lower-level async API, so a half-done publication is completed by the next
+call and a concurrent publisher's 409 Conflict is answered by re-reading the winner's object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import threading
+import warnings
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+from tenacity import (
+    RetryError,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential,
+)
+
+from .base import (
+    APPROVED_LABEL,
+    SOURCE_KIND,
+    PublishedVersion,
+    RegistryAuthError,
+    RegistryBackend,
+    RegistryError,
+    RegistryUnavailable,
+    VariantRecord,
+    matches,
+    sort_versions,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+API_PREFIX = "/api/model_registry/v1"
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _Conflict(Exception):
+    """409 from the server (someone else created the object first)."""
+
+
+class _NotFound(Exception):
+    pass
+
+
+def _is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, RegistryUnavailable)
+
+
+class KubeflowRegistry(RegistryBackend):
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        author: str = "dagster",
+        is_secure: bool | None = None,
+        retry_attempts: int = 5,
+        retry_initial_wait: float = 0.5,
+        retry_max_wait: float = 8.0,
+        retry_total_s: float = 25.0,
+        request_timeout_s: float = 10.0,
+        list_concurrency: int = 16,
+    ):
+        parsed = urlparse(url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise RegistryError(f"not a model registry URL: {url!r} (expected http(s)://host:port)")
+        host = parsed.hostname
+        if is_secure is None:
+            is_secure = parsed.scheme == "https" or not is_loopback(host)
+        port = parsed.port or (443 if is_secure else 8080)
+        scheme = "https" if is_secure else "http"
+        self.url = f"{scheme}://{host}:{port}"
+        self.is_secure = is_secure
+        self.author = author
+        self._token = token or None
+        self._request_timeout = request_timeout_s
+        self._list_concurrency = max(1, list_concurrency)
+        self._retrying = dict(
+            stop=stop_after_attempt(max(1, retry_attempts)) | stop_after_delay(retry_total_s),
+            wait=wait_exponential(multiplier=retry_initial_wait, max=retry_max_wait),
+            retry=retry_if_exception(_is_transient),
+            reraise=True,
+        )
+        self._retry_attempts = retry_attempts
+        self._loops = threading.local()
+        if is_secure and not self._token:
+            raise RegistryAuthError(
+                f"model registry at {self.url} uses TLS and needs a bearer token: pass token=, set"
+                " DMC_REGISTRY_TOKEN, or mount a service-account token file"
+            )
+
+        from model_registry import ModelRegistry  # deferred: pulls aiohttp/pydantic models
+
+        def connect():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "User access token is missing" on loopback
+                return ModelRegistry(
+                    self.url,
+                    port,
+                    author=author,
+                    is_secure=is_secure,
+                    user_token=self._token,
+                    async_runner=self._run_coro,
+                    log_level=logging.ERROR,  # its http-port hint is noise on loopback
+                )
+
+        self._mr = self._call(connect, what="connect")
+        self._api = self._mr._api  # the client's ModelRegistryAPIClient (lower-level async API)
+
+    # -- plumbing --------------------------------------------------------------------------
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        loop = getattr(self._loops, "loop", None)
+        if loop is None or loop.is_closed():
+            loop = asyncio.new_event_loop()
+            self._loops.loop = loop
+        return loop
+
+    def _run_coro(self, coro: Awaitable[T]) -> T:
+        return self._loop().run_until_complete(asyncio.wait_for(coro, self._request_timeout))
+
+    def _scrub(self, text: str) -> str:
+        if self._token:
+            text = text.replace(self._token, "***")
+        return text
+
+    def _translate(self, exc: BaseException, what: str) -> BaseException:
+        """Map client/transport exceptions onto ours (never include the token)."""
+        import aiohttp
+        from model_registry.exceptions import StoreError
+        from mr_openapi import exceptions as mx
+
+        if isinstance(exc, RegistryError | _Conflict | _NotFound):
+            return exc
+        if isinstance(exc, mx.UnauthorizedException | mx.ForbiddenException):
+            return RegistryAuthError(
+                f"model registry at {self.url} refused the request ({exc.status} {exc.reason}) during {what}:"
+                " check the bearer token (DMC_REGISTRY_TOKEN / service-account token) and its RBAC"
+            )
+        if isinstance(exc, mx.ConflictException):
+            return _Conflict(str(exc.status))
+        if isinstance(exc, mx.NotFoundException):
+            return _NotFound(str(exc.status))
+        if isinstance(exc, mx.ServiceException):
+            return RegistryUnavailable(f"model registry at {self.url} answered {exc.status} {exc.reason} during {what}")
+        if isinstance(exc, mx.ApiException):
+            body = self._scrub(str(getattr(exc, "body", "") or ""))[:300]
+            return RegistryError(f"model registry at {self.url} rejected {what}: {exc.status} {exc.reason} {body}")
+        if isinstance(exc, aiohttp.ClientError | OSError | TimeoutError | asyncio.TimeoutError):
+            return RegistryUnavailable(
+                f"model registry at {self.url} unreachable during {what}: {type(exc).__name__}:"
+                f" {self._scrub(str(exc))[:200]}"
+            )
+        if isinstance(exc, StoreError):
+            return RegistryError(f"model registry at {self.url}: {self._scrub(str(exc))[:300]}")
+        return exc
+
+    def _call(self, fn: Callable[[], T], *, what: str) -> T:
+        """Run fn with bounded exponential-backoff retries on transient failures."""
+
+        def once() -> T:
+            try:
+                return fn()
+            except BaseException as exc:  # noqa: BLE001 - translated and re-raised
+                translated = self._translate(exc, what)
+                if translated is exc:
+                    raise
+                raise translated from None
+
+        attempts = 0
+        try:
+            for attempt in Retrying(**self._retrying):
+                with attempt:
+                    attempts += 1
+                    return once()
+        except RegistryUnavailable as exc:
+            raise RegistryUnavailable(f"{exc} (gave up after {attempts} attempt(s))") from None
+        except RetryError as exc:  # pragma: no cover - reraise=True makes this unreachable
+            raise RegistryUnavailable(f"model registry at {self.url} unavailable during {what}") from exc
+        raise AssertionError("unreachable")
+
+    def _acall(self, make_coro: Callable[[], Awaitable[T]], *, what: str) -> T:
+        return self._call(lambda: self._run_coro(make_coro()), what=what)
+
+    # -- object helpers --------------------------------------------------------------------
+    def _get_rm(self, name: str):
+        return self._acall(lambda: self._api.get_registered_model_by_params(name), what=f"get model {name}")
+
+    def _ensure_rm(self, record: VariantRecord):
+        from model_registry.types import RegisteredModel
+
+        rm = self._get_rm(record.model_name)
+        if rm is not None:
+            return rm
+        try:
+            return self._acall(
+                lambda: self._api.upsert_registered_model(RegisteredModel(name=record.model_name, owner=self.author)),
+                what=f"create model {record.model_name}",
+            )
+        except _Conflict:
+            rm = self._get_rm(record.model_name)
+            if rm is None:
+                raise RegistryError(f"409 creating {record.model_name} but it cannot be read back") from None
+            return rm
+
+    def _get_mv(self, rm_id: str, version: str):
+        return self._acall(
+            lambda: self._api.get_model_version_by_params(rm_id, version), what=f"get version {version}"
+        )
+
+    def _ensure_mv(self, rm, record: VariantRecord):
+        from model_registry.types import ModelVersion, ModelVersionState
+
+        mv = self._get_mv(rm.id, record.version_name)
+        if mv is None:
+            new = ModelVersion(
+                name=record.version_name,
+                author=self.author,
+                description=record.description or None,
+                custom_properties=record.version_properties(),
+            )
+            try:
+                return self._acall(
+                    lambda: self._api.upsert_model_version(new, rm.id),
+                    what=f"create version {record.model_name}/{record.version_name}",
+                )
+            except _Conflict:
+                mv = self._get_mv(rm.id, record.version_name)
+                if mv is None:
+                    raise RegistryError(f"409 creating {record.version_name} but it cannot be read back") from None
+        if mv.state == ModelVersionState.ARCHIVED:
+            log.warning("%s/%s was revoked (archived); publish leaves it as it is", record.model_name, record.version_name)
+            return mv
+        current = {k: v for k, v in (mv.custom_properties or {}).items()}
+        wanted = dict(current)
+        wanted.update(record.version_properties())
+        if wanted != current or (record.description and not mv.description):
+            mv.custom_properties = wanted
+            if record.description and not mv.description:
+                mv.description = record.description
+            mv = self._acall(lambda: self._api.upsert_model_version(mv), what=f"update version {record.version_name}")
+        return mv
+
+    def _model_artifact(self, mv_id: str):
+        from model_registry.types import ModelArtifact
+
+        arts = self._acall(lambda: self._api.get_model_version_artifacts(mv_id), what=f"list artifacts of {mv_id}")
+        return next((a for a in arts if isinstance(a, ModelArtifact)), None)
+
+    def _ensure_artifact(self, mv, record: VariantRecord):
+        from model_registry.types import ModelArtifact
+
+        art = self._model_artifact(mv.id)
+        if art is None:
+            new = ModelArtifact(
+                name=record.model_name,
+                uri=record.uri,
+                description=record.description or None,
+                model_format_name=record.model_format_name,
+                model_format_version=record.model_format_version,
+                model_source_kind=SOURCE_KIND,
+                model_source_class=record.source_class or None,
+                model_source_group=record.source_group or None,
+                model_source_id=record.source_id or None,
+                model_source_name=record.source_name or None,
+            )
+            try:
+                art = self._acall(
+                    lambda: self._api.upsert_model_version_artifact(new, mv.id),
+                    what=f"create artifact of {record.model_name}/{record.version_name}",
+                )
+            except _Conflict:
+                art = self._model_artifact(mv.id)
+                if art is None:
+                    raise RegistryError("409 creating the model artifact but it cannot be read back") from None
+        if art.uri != record.uri:
+            raise RegistryError(
+                f"{record.model_name}/{record.version_name} is already published with uri {art.uri!r},"
+                f" not {record.uri!r}: version names are content-derived, refusing to overwrite"
+            )
+        return art
+
+    @staticmethod
+    def _to_published(model_name: str, rm_id: str, mv, art) -> PublishedVersion:
+        from model_registry.types import ModelVersionState
+
+        raw = dict(mv.custom_properties or {})
+        return PublishedVersion(
+            model_name=model_name,
+            version_name=mv.name,
+            uri=(art.uri or "") if art else "",
+            model_format_name=(art.model_format_name or "") if art else "",
+            properties={k: str(v) for k, v in raw.items() if k != APPROVED_LABEL},
+            approved=APPROVED_LABEL in raw,
+            archived=mv.state == ModelVersionState.ARCHIVED,
+            registry_model_id=str(rm_id),
+            registry_version_id=str(mv.id),
+            registry_artifact_id=str(art.id) if art and art.id else "",
+            source_kind=(art.model_source_kind or "") if art else "",
+            source_id=(art.model_source_id or "") if art else "",
+            source_name=(art.model_source_name or "") if art else "",
+        )
+
+    # -- public API ------------------------------------------------------------------------
+    def publish(self, record: VariantRecord) -> PublishedVersion:
+        rm = self._ensure_rm(record)
+        mv = self._ensure_mv(rm, record)
+        art = self._ensure_artifact(mv, record)
+        return self._to_published(record.model_name, rm.id, mv, art)
+
+    def get(self, model_name: str, version_name: str) -> PublishedVersion | None:
+        rm = self._get_rm(model_name)
+        if rm is None:
+            return None
+        mv = self._get_mv(rm.id, version_name)
+        if mv is None:
+            return None
+        return self._to_published(model_name, rm.id, mv, self._model_artifact(mv.id))
+
+    def revoke(self, model_name: str, version_name: str) -> PublishedVersion:
+        from model_registry.types import ModelVersionState
+
+        rm = self._get_rm(model_name)
+        mv = self._get_mv(rm.id, version_name) if rm is not None else None
+        if mv is None:
+            raise RegistryError(f"no such version: {model_name}/{version_name}")
+        props = {k: v for k, v in (mv.custom_properties or {}).items() if k != APPROVED_LABEL}
+        if mv.state != ModelVersionState.ARCHIVED or APPROVED_LABEL in (mv.custom_properties or {}):
+            mv.custom_properties = props
+            mv.state = ModelVersionState.ARCHIVED
+            mv = self._acall(lambda: self._api.upsert_model_version(mv), what=f"revoke {model_name}/{version_name}")
+        return self._to_published(model_name, rm.id, mv, self._model_artifact(mv.id))
+
+    def list_versions(
+        self,
+        *,
+        approved_only: bool = True,
+        base_model: str | None = None,
+        recipe: str | None = None,
+        scheme: str | None = None,
+        min_recovery: float | None = None,
+        include_archived: bool = False,
+    ) -> list[PublishedVersion]:
+        kw = dict(
+            approved_only=approved_only,
+            base_model=base_model,
+            recipe=recipe,
+            scheme=scheme,
+            min_recovery=min_recovery,
+            include_archived=include_archived,
+        )
+        # Narrow on the server with its filterQuery language; `matches` below is the authority.
+        clauses = []
+        for key, value in (("base_model", base_model), ("recipe", recipe), ("scheme", scheme)):
+            if value is not None:
+                clauses.append(f"{key}.string_value = {_quote(value)}")
+        if not include_archived:
+            clauses.append('state = "LIVE"')
+        query = " AND ".join(clauses) or None
+        return self._call(lambda: self._run_list(query, kw), what="list versions")
+
+    def _run_list(self, query: str | None, kw: dict[str, Any]) -> list[PublishedVersion]:
+        loop = self._loop()
+        # The whole listing may take many requests: give it a proportionate deadline.
+        return loop.run_until_complete(asyncio.wait_for(self._list_async(query, kw), self._request_timeout * 30))
+
+    async def _list_async(self, query: str | None, kw: dict[str, Any]) -> list[PublishedVersion]:
+        from model_registry.types import ModelArtifact, ModelVersion, RegisteredModel
+
+        async with self._api.get_client() as client:
+            names: dict[str, str] = {}
+            token = None
+            while True:
+                page = await client.get_registered_models(page_size="1000", next_page_token=token)
+                for item in page.items or []:
+                    names[str(item.id)] = RegisteredModel.from_basemodel(item).name
+                token = page.next_page_token
+                if not token or not page.items:
+                    break
+            versions = []
+            token = None
+            while True:
+                page = await client.get_model_versions(filter_query=query, page_size="1000", next_page_token=token)
+                versions += [ModelVersion.from_basemodel(item) for item in page.items or []]
+                token = page.next_page_token
+                if not token or not page.items:
+                    break
+            candidates = []
+            for mv in versions:
+                pv = self._to_published(names.get(str(mv.registered_model_id), ""), mv.registered_model_id, mv, None)
+                if matches(pv, **kw):
+                    candidates.append(mv)
+            sem = asyncio.Semaphore(self._list_concurrency)
+
+            async def artifact_of(mv):
+                async with sem:
+                    arts = await client.get_model_version_artifacts(mv.id, page_size="100")
+                from model_registry.types import Artifact
+
+                for raw in arts.items or []:
+                    a = Artifact.validate_artifact(raw)
+                    if isinstance(a, ModelArtifact):
+                        return a
+                return None
+
+            arts = await asyncio.gather(*(artifact_of(mv) for mv in candidates))
+        out = [
+            self._to_published(names.get(str(mv.registered_model_id), ""), mv.registered_model_id, mv, art)
+            for mv, art in zip(candidates, arts, strict=True)
+        ]
+        return sort_versions(v for v in out if matches(v, **kw))
+
+
+def _quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
