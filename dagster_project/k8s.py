@@ -78,7 +78,11 @@ class Placement(BaseModel):
             if not isinstance(loaded, dict):
                 raise ValueError(f"{path}: expected a mapping of Placement fields")
             values.update(loaded)
-        for name, var in cls.env_names().items():
+        names = cls.env_names()
+        unknown = sorted(k for k in env if k.startswith(ENV_PREFIX) and k != CONFIG_FILE_ENV and k not in names.values())
+        if unknown:
+            raise ValueError(f"unknown placement variables {unknown}; known: {sorted(names.values())}")
+        for name, var in names.items():
             if var in env:
                 values[name] = _parse_env(name, env[var])
         return cls.model_validate(values)

@@ -147,6 +147,18 @@ def test_env_and_yaml_overrides(tmp_path, monkeypatch) -> None:
     assert Placement.load(path=None, environ=p.to_env()) == p
 
 
+def test_bad_settings_are_clear_errors(tmp_path) -> None:
+    with pytest.raises(ValueError, match="DMC_K8S_TOLERATON_KEY"):
+        Placement.load(environ={"DMC_K8S_TOLERATON_KEY": "x"})
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text("gpu_count: 0\n")
+    with pytest.raises(ValueError, match="gpu_count"):
+        Placement.load(path=cfg, environ={})
+    cfg.write_text("- not a mapping\n")
+    with pytest.raises(ValueError, match="mapping"):
+        Placement.load(path=cfg, environ={})
+
+
 def test_pools_and_kinds() -> None:
     assert pool_for("cpu") is None
     assert pool_for("gpu") == pool_for("vllm-eval") == GPU_POOL
