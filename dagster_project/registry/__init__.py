@@ -87,6 +87,11 @@ def open_registry(
     if url.startswith(("http://", "https://")):
         from .kubeflow import KubeflowRegistry
 
+        # Operators can bound the retries without code: DMC_REGISTRY_RETRY_ATTEMPTS / _INITIAL_WAIT.
+        if "retry_attempts" not in options and os.environ.get("DMC_REGISTRY_RETRY_ATTEMPTS"):
+            options["retry_attempts"] = int(os.environ["DMC_REGISTRY_RETRY_ATTEMPTS"])
+        if "retry_initial_wait" not in options and os.environ.get("DMC_REGISTRY_RETRY_INITIAL_WAIT"):
+            options["retry_initial_wait"] = float(os.environ["DMC_REGISTRY_RETRY_INITIAL_WAIT"])
         return KubeflowRegistry(
             url,
             token=resolve_token(token, token_file),

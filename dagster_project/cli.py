@@ -1,0 +1,176 @@
+"""`dmc`: look up published compressed models (no torch / llmcompressor imports here).
+
+    dmc models list [--base-model X] [--recipe R] [--scheme S] [--min-recovery 99] [--all] [--json]
+    dmc models show MODEL VERSION [--json]
+    dmc models revoke MODEL VERSION
+
+Registry: --registry URL, else $DMC_REGISTRY_URL, else the local SQLite registry.
+Exit codes: 0 ok, 1 nothing matched / not found, 2 error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+
+def _registry_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--registry",
+        metavar="URL",
+        default=None,
+        help="http(s)://host:port (Kubeflow Model Registry), sqlite:///path or a path;"
+        " default $DMC_REGISTRY_URL, else the local SQLite registry",
+    )
+    p.add_argument("--token-file", default=None, help="file holding the bearer token (default: $DMC_REGISTRY_TOKEN)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dmc", description="Dagster model compression: published model lookups.")
+    sub = parser.add_subparsers(dest="group", required=True, metavar="{models}")
+    models = sub.add_parser("models", help="published compressed models")
+    msub = models.add_subparsers(dest="command", required=True, metavar="{list,show,revoke}")
+
+    ls = msub.add_parser("list", help="list published versions (approved, not archived, by default)")
+    ls.add_argument("--base-model", help="property base_model equals this (e.g. org/name)")
+    ls.add_argument("--recipe", help="property recipe equals this")
+    ls.add_argument("--scheme", help="property scheme equals this (e.g. W4A16)")
+    ls.add_argument("--min-recovery", type=float, metavar="PCT", help="recovery_avg >= PCT (percent)")
+    ls.add_argument("--all", action="store_true", help="include unapproved and archived (revoked) versions")
+    ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _registry_arg(ls)
+
+    show = msub.add_parser("show", help="URI, metrics and lineage of one version")
+    show.add_argument("model")
+    show.add_argument("version")
+    show.add_argument("--json", action="store_true")
+    _registry_arg(show)
+
+    rv = msub.add_parser("revoke", help="remove the 'approved' label and archive a version")
+    rv.add_argument("model")
+    rv.add_argument("version")
+    rv.add_argument("--json", action="store_true")
+    _registry_arg(rv)
+    return parser
+
+
+def _open(args):
+    from dagster_project.registry import open_registry
+
+    url = args.registry or os.environ.get("DMC_REGISTRY_URL") or None
+    return open_registry(url, token_file=args.token_file)
+
+
+def _fmt_pct(v) -> str:
+    return "" if v is None else f"{v:.2f}"
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _status(v) -> str:
+    return "archived" if v.archived else ("approved" if v.approved else "unapproved")
+
+
+def cmd_list(args) -> int:
+    reg = _open(args)
+    versions = reg.list_versions(
+        approved_only=not args.all,
+        include_archived=args.all,
+        base_model=args.base_model,
+        recipe=args.recipe,
+        scheme=args.scheme,
+        min_recovery=args.min_recovery,
+    )
+    if args.json:
+        print(json.dumps([v.as_dict() for v in versions], indent=2, sort_keys=True))
+    elif versions:
+        header = ["MODEL", "VERSION", "RECIPE", "SCHEME", "RECOVERY %", "URI"]
+        if args.all:
+            header.insert(2, "STATUS")
+        rows = []
+        for v in versions:
+            row = [v.model_name, v.version_name, v.recipe, v.scheme, _fmt_pct(v.metric("recovery_avg")), v.uri]
+            if args.all:
+                row.insert(2, _status(v))
+            rows.append(row)
+        print(_table(rows, header))
+    else:
+        print("no published model matches", file=sys.stderr)
+    return 0 if versions else 1
+
+
+def _show_text(v) -> str:
+    lines = [
+        f"model:      {v.model_name}",
+        f"version:    {v.version_name}",
+        f"status:     {_status(v)}",
+        f"uri:        {v.uri}",
+        f"format:     {v.model_format_name}",
+        "lineage:",
+        f"  source kind:  {v.source_kind}",
+        f"  source id:    {v.source_id}",
+        f"  source name:  {v.source_name}",
+    ]
+    for key in ("base_model", "base_model_revision", "recipe", "recipe_sha256", "calibration_hash",
+                "llmcompressor_version", "dagster_run_url"):
+        if key in v.properties:
+            lines.append(f"  {key}: {v.properties[key]}")
+    metrics = {k: val for k, val in v.properties.items() if k.startswith(("eval_", "recovery_"))}
+    if metrics:
+        lines.append("metrics:")
+        lines += [f"  {k}: {metrics[k]}" for k in sorted(metrics)]
+    shown = {"base_model", "base_model_revision", "recipe", "recipe_sha256", "calibration_hash",
+             "llmcompressor_version", "dagster_run_url", *metrics}
+    other = {k: val for k, val in v.properties.items() if k not in shown}
+    if other:
+        lines.append("properties:")
+        lines += [f"  {k}: {other[k]}" for k in sorted(other)]
+    lines.append(f"registry ids: model={v.registry_model_id} version={v.registry_version_id}"
+                 f" artifact={v.registry_artifact_id}")
+    return "\n".join(lines)
+
+
+def cmd_show(args) -> int:
+    v = _open(args).get(args.model, args.version)
+    if v is None:
+        print(f"dmc: no such version: {args.model}/{args.version}", file=sys.stderr)
+        return 1
+    print(json.dumps(v.as_dict(), indent=2, sort_keys=True) if args.json else _show_text(v))
+    return 0
+
+
+def cmd_revoke(args) -> int:
+    reg = _open(args)
+    if reg.get(args.model, args.version) is None:
+        print(f"dmc: no such version: {args.model}/{args.version}", file=sys.stderr)
+        return 1
+    v = reg.revoke(args.model, args.version)
+    print(json.dumps(v.as_dict(), indent=2, sort_keys=True) if args.json
+          else f"revoked {v.model_name}/{v.version_name} (archived, label 'approved' removed)")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from dagster_project.registry import RegistryError
+
+    handlers = {"list": cmd_list, "show": cmd_show, "revoke": cmd_revoke}
+    try:
+        return handlers[args.command](args)
+    except RegistryError as exc:
+        print(f"dmc: error: {exc}".replace("\n", " "), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
