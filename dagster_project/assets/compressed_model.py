@@ -10,6 +10,7 @@ from dagster import AssetDep, AssetExecutionContext, DataVersion, MaterializeRes
 from dagster_project.assets.base_model import base_model, read_json
 from dagster_project.assets.calibration_dataset import calibration_dataset
 from dagster_project.compression.catalog import resolve_recipe
+from dagster_project.compression.recipes import check_device
 from dagster_project.compression.oneshot_runner import MANIFEST_FILENAME, compress, is_complete_variant, library_versions
 from dagster_project.partitions import by_model, variant_partitions
 from dagster_project.resources.artifact_store import ArtifactStore
@@ -57,12 +58,13 @@ def compressed_model(
     version = variant_version(base["revision"], recipe.sha256, calibration and calibration["content_hash"], libs)
     out = layout.variant_dir(model_key, recipe_key)
 
+    device = compute.resolve_device()
+    check_device(recipe, device)
     manifest = _existing_manifest(out)
     if manifest and manifest.get("version") == version:
         context.log.info(f"variant {model_key} × {recipe_key} is up to date (version {version}): no compression")
         reused = True
     else:
-        device = compute.resolve_device()
         compress(
             Path(base["path"]), recipe, out,
             calibration_dir=Path(calibration["path"]) if calibration else None,

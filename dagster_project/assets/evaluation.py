@@ -25,7 +25,7 @@ from dagster_project.assets.compressed_model import compressed_model
 from dagster_project.catalog import resolve_model
 from dagster_project.compression.oneshot_runner import MANIFEST_FILENAME
 from dagster_project.evaluation.approval import EVALUATION_FILENAME, Approval, decide_approval
-from dagster_project.evaluation.tasks import resolve_task_set
+from dagster_project.evaluation.tasks import resolve_task_set, task_set_fingerprint
 from dagster_project.partitions import by_model, model_partitions, variant_partitions
 from dagster_project.resources.artifact_store import ArtifactStore
 from dagster_project.resources.compute import ComputeResource
@@ -63,7 +63,8 @@ def base_evaluation(
     layout = layout_for(artifacts)
     base = read_json(layout.base_manifest(key), f"base_model[{key}]")
     task_set = resolve_task_set(_task_set_name(key, config))
-    path = layout.base_eval(key, base["revision"], task_set.name)
+    fingerprint = task_set_fingerprint(task_set)
+    path = layout.base_eval(key, base["revision"], f"{task_set.name}-{fingerprint}")
     if path.is_file():
         context.log.info(f"base {key}@{base['revision']} already evaluated on {task_set.name}: reusing {path}")
         data = json.loads(path.read_text())
@@ -83,7 +84,7 @@ def base_evaluation(
             "eval_seconds": MetadataValue.float(result.eval_seconds),
             "path": MetadataValue.path(str(path)),
         },
-        data_version=DataVersion(f"{base['revision']}-{task_set.name}"),
+        data_version=DataVersion(f"{base['revision']}-{task_set.name}-{fingerprint}"),
     )
 
 
@@ -112,13 +113,15 @@ def evaluation_report(
     variant = read_json(variant_dir / MANIFEST_FILENAME, f"compressed_model[{model_key}|{recipe_key}]")
     task_set = resolve_task_set(_task_set_name(model_key, config))
     threshold = config.recovery_threshold or task_set.recovery_threshold
-    base_data = read_json(layout.base_eval(model_key, base["revision"], task_set.name), f"base_evaluation[{model_key}]")
+    fingerprint = task_set_fingerprint(task_set)
+    base_data = read_json(layout.base_eval(model_key, base["revision"], f"{task_set.name}-{fingerprint}"),
+                          f"base_evaluation[{model_key}]")
     base_eval = EvalResult.from_json(json.dumps(base_data["eval"]))
 
     report_path = variant_dir / EVALUATION_FILENAME
     previous = json.loads(report_path.read_text()) if report_path.is_file() else None
     device = compute.resolve_device()
-    if previous and previous.get("variant_version") == variant["version"] and previous.get("task_set") == task_set.name:
+    if previous and previous.get("variant_version") == variant["version"] and previous.get("task_fingerprint") == fingerprint:
         context.log.info("variant already evaluated on this task set: reusing scores")
         var_eval = EvalResult.from_json(json.dumps(previous["eval"]))
         speed, load_error = previous.get("speed"), previous.get("load_error")
@@ -142,7 +145,7 @@ def evaluation_report(
     )
     report = {
         "model": model_key, "recipe": recipe_key, "variant_version": variant["version"],
-        "task_set": task_set.name, "threshold": threshold, "average_recovery": avg,
+        "task_set": task_set.name, "task_fingerprint": fingerprint, "threshold": threshold, "average_recovery": avg,
         "recoveries": [asdict(r) for r in recoveries], "approval": asdict(approval),
         "eval": json.loads(var_eval.to_json()) if var_eval else None, "speed": speed, "load_error": load_error,
         "base_speed": base_data.get("speed"), "size_bytes": variant["size_bytes"],
@@ -174,7 +177,7 @@ def evaluation_report(
         png = plot_recovery(recoveries, f"{model_key} × {recipe_key}: recovery per task", threshold)
         (variant_dir / "recovery.png").write_bytes(png)
         metadata["recovery_plot"] = MetadataValue.md(_img(png))
-    return MaterializeResult(metadata=metadata, data_version=DataVersion(f"{variant['version']}-{task_set.name}"))
+    return MaterializeResult(metadata=metadata, data_version=DataVersion(f"{variant['version']}-{fingerprint}"))
 
 
 def _report_for(context, artifacts: ArtifactStore) -> dict | None:

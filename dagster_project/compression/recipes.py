@@ -45,6 +45,8 @@ class BuiltinRecipe(BaseModel, frozen=True):
     algorithm: Literal["rtn", "gptq", "awq", "smoothquant+gptq", "smoothquant+sparsegpt+rtn"]
     smoothing_strength: float | None = Field(default=None, ge=0.0, le=1.0)
     sparsity: float | None = Field(default=None, gt=0.0, lt=1.0)
+    # llmcompressor 0.14's AWQ pins calibration tensors in page-locked memory: CUDA only.
+    requires_gpu: bool = False
 
     @property
     def calibrated(self) -> bool:
@@ -71,7 +73,7 @@ class BuiltinRecipe(BaseModel, frozen=True):
                 "targets": ["Linear"], "ignore": ignore,
             }
         if self.algorithm == "awq":
-            mods["AWQModifier"] = {"ignore": ignore}
+            mods["AWQModifier"] = {"duo_scaling": True}  # the paired quantization modifier carries `ignore`
         quant = {"targets": ["Linear"], "scheme": self.scheme, "ignore": ignore}
         if self.algorithm in ("gptq", "smoothquant+gptq"):
             mods["GPTQModifier"] = {**quant, "dampening_frac": 0.01}
@@ -94,7 +96,7 @@ BUILTIN_RECIPES: dict[str, BuiltinRecipe] = {
         BuiltinRecipe(name="w8a8-int8", version=1, scheme="W8A8", algorithm="smoothquant+gptq",
                       smoothing_strength=0.8,
                       description="SmoothQuant 0.8 + GPTQ INT8 weights and activations (RHOAI model-serve flow)"),
-        BuiltinRecipe(name="w4a16-awq", version=1, scheme="W4A16_ASYM", algorithm="awq",
+        BuiltinRecipe(name="w4a16-awq", version=1, scheme="W4A16_ASYM", algorithm="awq", requires_gpu=True,
                       description="AWQ scaling + asymmetric INT4 weights (group 128), calibrated"),
         BuiltinRecipe(name="sparse50-w8a8", version=1, scheme="W8A8", algorithm="smoothquant+sparsegpt+rtn",
                       smoothing_strength=0.5, sparsity=0.5,
@@ -113,6 +115,7 @@ class ResolvedRecipe(BaseModel, frozen=True):
     calibrated: bool
     builtin: bool
     modifiers: tuple[str, ...]
+    requires_gpu: bool = False
 
     @property
     def placement(self) -> Literal["cpu", "gpu"]:
@@ -141,6 +144,7 @@ def resolve_builtin(name: str, architecture: str | None) -> ResolvedRecipe:
     return ResolvedRecipe(
         name=name, yaml_text=text, sha256=recipe_sha256(text), scheme=recipe.scheme,
         calibrated=recipe.calibrated, builtin=True, modifiers=tuple(_modifier_names(yaml.safe_load(text))),
+        requires_gpu=recipe.requires_gpu,
     )
 
 
@@ -165,12 +169,21 @@ def parse_user_recipe(name: str, yaml_text: str) -> ResolvedRecipe:
     schemes = [s for s in _find_key(doc, "scheme") if isinstance(s, str)]
     for scheme in schemes:
         _check_scheme(name, scheme)
+    requires_gpu = "AWQModifier" in modifiers
     calibrated = bool(set(modifiers) & CALIBRATED_MODIFIERS) or any(s.upper() in CALIBRATED_SCHEMES for s in schemes)
     return ResolvedRecipe(
         name=name, yaml_text=yaml_text, sha256=recipe_sha256(yaml_text),
         scheme=schemes[0] if schemes else "custom", calibrated=calibrated, builtin=False,
-        modifiers=tuple(modifiers),
+        modifiers=tuple(modifiers), requires_gpu=requires_gpu,
     )
+
+
+def check_device(recipe: ResolvedRecipe, device: str) -> None:
+    if recipe.requires_gpu and not device.startswith("cuda"):
+        raise RecipeError(
+            f"recipe {recipe.name!r} needs a CUDA GPU (llmcompressor 0.14's AWQ pins memory for GPU "
+            f"transfers) but this step runs on {device!r}; run it on a GPU node or pick w4a16-gptq"
+        )
 
 
 class _SchemeName(BaseModel):

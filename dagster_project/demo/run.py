@@ -33,26 +33,23 @@ def materialize_variant_graph(instance, model: str, recipes: list[str], log=prin
     instance.add_dynamic_partitions(model_partitions.name, [model])
     instance.add_dynamic_partitions(recipe_partitions.name, recipes)
     resources = d.defs.resources
+    quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     checks = [d.loads_and_generates, d.recovery_meets_threshold, d.size_reduced]
     started = time.perf_counter()
     res = materialize([d.base_model, d.calibration_dataset, d.base_evaluation], partition_key=model,
-                      instance=instance, resources=resources)
+                      instance=instance, resources=resources, run_config=quiet)
     log(f"[{time.perf_counter() - started:6.1f} s] base model, calibration data and base evaluation done")
     outcome = {}
     for recipe in recipes:
         key = MultiPartitionKey({"model": model, "recipe": recipe})
         res = materialize(
             [d.compressed_model, d.evaluation_report, *checks, d.hub_release, d.registry_entry],
-            partition_key=key, instance=instance, resources=resources, raise_on_error=False,
+            partition_key=key, instance=instance, resources=resources, raise_on_error=False, run_config=quiet,
         )
-        published = any(
-            e.asset_key == d.registry_entry.key for e in res.get_asset_materialization_events()
-            if hasattr(e, "asset_key")
-        ) if res.success else False
         outcome[recipe] = res.success
         log(f"[{time.perf_counter() - started:6.1f} s] {recipe}: "
             f"{'approved and registered' if res.success else 'not approved (or failed): not published'}")
-    materialize([d.model_comparison], partition_key=model, instance=instance, resources=resources)
+    materialize([d.model_comparison], partition_key=model, instance=instance, resources=resources, run_config=quiet)
     return outcome
 
 
@@ -65,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("HF_EVALUATE_OFFLINE", "1")
+    os.environ.setdefault("TQDM_DISABLE", "1")  # Dagster's log lines are the progress report
 
     from dagster import DagsterInstance
 

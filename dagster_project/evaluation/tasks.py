@@ -102,3 +102,17 @@ def resolve_task_set(name: str) -> TaskSet:
     if name not in TASK_SETS:
         raise ValueError(f"unknown task set {name!r}; known: {', '.join(sorted(TASK_SETS))}")
     return TASK_SETS[name]
+
+
+def task_set_fingerprint(task_set: TaskSet) -> str:
+    """Changes when the task list or the shipped task data change, so cached scores are not reused."""
+    import hashlib
+    import json
+
+    digest = hashlib.sha256(task_set.model_dump_json().encode())
+    if task_set.offline:
+        for name, config in sorted(offline_task_configs().items()):
+            digest.update(json.dumps(config, sort_keys=True).encode())
+            for path in config["dataset_kwargs"]["data_files"].values():
+                digest.update(Path(path).read_bytes())
+    return digest.hexdigest()[:12]

@@ -383,50 +383,82 @@ class KubeflowRegistry(RegistryBackend):
         return loop.run_until_complete(asyncio.wait_for(self._list_async(query, kw), self._request_timeout * 30))
 
     async def _list_async(self, query: str | None, kw: dict[str, Any]) -> list[PublishedVersion]:
-        from model_registry.types import ModelArtifact, ModelVersion, RegisteredModel
-
+        # The generated API's *_without_preload_content variants return the raw response: the
+        # JSON is read directly (no pydantic model per item), which is most of the cost here.
         async with self._api.get_client() as client:
-            names: dict[str, str] = {}
-            token = None
-            while True:
-                page = await client.get_registered_models(page_size="1000", next_page_token=token)
-                for item in page.items or []:
-                    names[str(item.id)] = RegisteredModel.from_basemodel(item).name
-                token = page.next_page_token
-                if not token or not page.items:
-                    break
-            versions = []
-            token = None
-            while True:
-                page = await client.get_model_versions(filter_query=query, page_size="1000", next_page_token=token)
-                versions += [ModelVersion.from_basemodel(item) for item in page.items or []]
-                token = page.next_page_token
-                if not token or not page.items:
-                    break
+
+            async def pages(call, **params) -> list[dict]:
+                items, token = [], None
+                while True:
+                    resp = await call(page_size="1000", next_page_token=token, **params)
+                    body = await _json(resp)
+                    items += body.get("items") or []
+                    token = body.get("nextPageToken")
+                    if not token or not body.get("items"):
+                        return items
+
+            names = {str(m["id"]): m["name"] for m in await pages(client.get_registered_models_without_preload_content)}
+            versions = await pages(client.get_model_versions_without_preload_content, filter_query=query)
             candidates = []
             for mv in versions:
-                pv = self._to_published(names.get(str(mv.registered_model_id), ""), mv.registered_model_id, mv, None)
+                pv = _published_from_json(names.get(str(mv.get("registeredModelId")), ""), mv, None)
                 if matches(pv, **kw):
                     candidates.append(mv)
             sem = asyncio.Semaphore(self._list_concurrency)
 
-            async def artifact_of(mv):
+            async def artifact_of(mv: dict) -> dict | None:
                 async with sem:
-                    arts = await client.get_model_version_artifacts(mv.id, page_size="100")
-                from model_registry.types import Artifact
-
-                for raw in arts.items or []:
-                    a = Artifact.validate_artifact(raw)
-                    if isinstance(a, ModelArtifact):
-                        return a
-                return None
+                    resp = await client.get_model_version_artifacts_without_preload_content(
+                        mv["id"], page_size="10"
+                    )
+                    body = await _json(resp)
+                return next((a for a in body.get("items") or [] if a.get("artifactType") == "model-artifact"), None)
 
             arts = await asyncio.gather(*(artifact_of(mv) for mv in candidates))
         out = [
-            self._to_published(names.get(str(mv.registered_model_id), ""), mv.registered_model_id, mv, art)
+            _published_from_json(names.get(str(mv.get("registeredModelId")), ""), mv, art)
             for mv, art in zip(candidates, arts, strict=True)
         ]
         return sort_versions(v for v in out if matches(v, **kw))
+
+
+async def _json(resp) -> dict:
+    """Body of a raw response from the generated API; HTTP errors mapped like the client does."""
+    from mr_openapi import exceptions as mx
+
+    data = await resp.read()
+    if resp.status >= 400:  # RESTResponse: what the generated client hands ApiException itself
+        raise mx.ApiException.from_response(http_resp=resp, body=data.decode(errors="replace"), data=None)
+    import json
+
+    return json.loads(data)
+
+
+def _meta_value(meta: dict) -> str:
+    for key in ("string_value", "double_value", "int_value", "bool_value"):
+        if key in meta:
+            return str(meta[key])
+    return ""
+
+
+def _published_from_json(model_name: str, mv: dict, art: dict | None) -> PublishedVersion:
+    raw = {k: _meta_value(v) for k, v in (mv.get("customProperties") or {}).items()}
+    art = art or {}
+    return PublishedVersion(
+        model_name=model_name,
+        version_name=mv["name"],
+        uri=art.get("uri") or "",
+        model_format_name=art.get("modelFormatName") or "",
+        properties={k: v for k, v in raw.items() if k != APPROVED_LABEL},
+        approved=APPROVED_LABEL in raw,
+        archived=mv.get("state") == "ARCHIVED",
+        registry_model_id=str(mv.get("registeredModelId") or ""),
+        registry_version_id=str(mv.get("id") or ""),
+        registry_artifact_id=str(art.get("id") or ""),
+        source_kind=art.get("modelSourceKind") or "",
+        source_id=art.get("modelSourceId") or "",
+        source_name=art.get("modelSourceName") or "",
+    )
 
 
 def _quote(value: str) -> str:

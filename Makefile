@@ -1,0 +1,36 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Everything else is optional.
+PY ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+EXTRAS ?= compress,eval,k8s,dev
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+.PHONY: install demo test ui bench lookup clean
+
+install: $(VENV)/.installed
+
+# Reinstall only when the dependency files change.
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade "pip>=24" wheel
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[$(EXTRAS)]"
+	@touch $@
+
+demo: install          ## build/cache the demo model, materialize the whole graph, print approved models
+	$(BIN)/python -m dagster_project.demo.run
+
+test: install          ## start the real Model Registry server, run every test
+	bash scripts/run_tests.sh
+
+ui: install            ## the Dagster UI on http://127.0.0.1:3000 over the demo's instance
+	DAGSTER_HOME=$(CURDIR)/var/dagster_home $(BIN)/python -c "import dagster_project.demo.run as r; r.ensure_dagster_home()"
+	DAGSTER_HOME=$(CURDIR)/var/dagster_home $(BIN)/dagster dev -h 127.0.0.1 -p 3000
+
+lookup: install        ## approved models in the registry
+	$(BIN)/dmc models list
+
+bench: install         ## every benchmark ratio (see benchmarks/README.md)
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf var .pytest_cache
