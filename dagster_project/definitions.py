@@ -35,9 +35,6 @@ defs = Definitions(
             publish_enabled=os.environ.get("DMC_HUB_PUBLISH", "") == "1",
             publish_organization=os.environ.get("DMC_HUB_ORG", ""),
         ),
-        "registry": ModelRegistryResource(
-            url=os.environ.get("DMC_REGISTRY_URL", ""),
-            token_file=os.environ.get("DMC_REGISTRY_TOKEN_FILE", ""),
-        ),
+        "registry": ModelRegistryResource(token_file=os.environ.get("DMC_REGISTRY_TOKEN_FILE", "")),
     },
 )

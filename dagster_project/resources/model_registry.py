@@ -12,7 +12,7 @@ class ModelRegistryResource(ConfigurableResource):
     run config, so they cannot reach the event log.
     """
 
-    url: str = ""
+    url: str = ""  # empty: $DMC_REGISTRY_URL at call time, else the local registry file
     token_env_var: str = "DMC_REGISTRY_TOKEN"
     token_file: str = ""
     author: str = "dagster"
@@ -24,7 +24,7 @@ class ModelRegistryResource(ConfigurableResource):
         from dagster_project.registry import open_registry
 
         return open_registry(
-            url=self.url or None,
+            url=self.url or os.environ.get("DMC_REGISTRY_URL") or None,
             token=os.environ.get(self.token_env_var) or None,
             token_file=self.token_file or None,
             author=self.author,

@@ -1,0 +1,44 @@
+"""Shared fixtures: the demo model (built once per machine, cached by content hash) and an
+isolated project state (artifacts, registry, Dagster home) per test."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Nothing may reach the Hugging Face Hub from tests; loopback servers opt back in explicitly.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("HF_EVALUATE_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def demo_model() -> Path:
+    """The real demo model (trained on first use, a few minutes; then cached)."""
+    from dagster_project.demo.model import build_demo_model
+
+    return Path(build_demo_model().path)
+
+
+@pytest.fixture
+def project_state(tmp_path, monkeypatch) -> Path:
+    """Fresh artifact root, local registry and DAGSTER_HOME for one test; the model cache is shared."""
+    var = tmp_path / "var"
+    monkeypatch.setenv("DMC_VAR_DIR", str(var))
+    monkeypatch.delenv("DMC_ARTIFACT_ROOT", raising=False)
+    monkeypatch.delenv("DMC_REGISTRY_DB", raising=False)
+    monkeypatch.delenv("DMC_REGISTRY_URL", raising=False)
+    home = var / "dagster_home"
+    home.mkdir(parents=True)
+    (home / "dagster.yaml").write_text((Path(__file__).parent.parent / "deploy" / "dagster.local.yaml").read_text())
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    return var
+
+
+@pytest.fixture
+def dagster_instance(project_state):
+    from dagster import DagsterInstance
+
+    with DagsterInstance.get() as instance:
+        yield instance
