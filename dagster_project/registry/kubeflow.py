@@ -372,6 +372,8 @@ class KubeflowRegistry(RegistryBackend):
         for key, value in (("base_model", base_model), ("recipe", recipe), ("scheme", scheme)):
             if value is not None:
                 clauses.append(f"{key}.string_value = {_quote(value)}")
+        if approved_only:
+            clauses.append(f'{APPROVED_LABEL}.string_value = ""')
         if not include_archived:
             clauses.append('state = "LIVE"')
         query = " AND ".join(clauses) or None
