@@ -134,8 +134,17 @@ class KubeflowRegistry(RegistryBackend):
             self._loops.loop = loop
         return loop
 
-    def _run_coro(self, coro: Awaitable[T]) -> T:
-        return self._loop().run_until_complete(asyncio.wait_for(coro, self._request_timeout))
+    def _run_coro(self, coro: Awaitable[T], timeout: float | None = None) -> T:
+        timeout = timeout or self._request_timeout
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return self._loop().run_until_complete(asyncio.wait_for(coro, timeout))
+        # Called from inside a running event loop (async caller): run on a helper thread.
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(lambda: self._loop().run_until_complete(asyncio.wait_for(coro, timeout))).result()
 
     def _scrub(self, text: str) -> str:
         if self._token:
@@ -380,9 +389,8 @@ class KubeflowRegistry(RegistryBackend):
         return self._call(lambda: self._run_list(query, kw), what="list versions")
 
     def _run_list(self, query: str | None, kw: dict[str, Any]) -> list[PublishedVersion]:
-        loop = self._loop()
         # The whole listing may take many requests: give it a proportionate deadline.
-        return loop.run_until_complete(asyncio.wait_for(self._list_async(query, kw), self._request_timeout * 30))
+        return self._run_coro(self._list_async(query, kw), timeout=self._request_timeout * 30)
 
     async def _list_async(self, query: str | None, kw: dict[str, Any]) -> list[PublishedVersion]:
         # The generated API's *_without_preload_content variants return the raw response: the

@@ -64,7 +64,7 @@ chmod -R u+w "$SRC"
 
 if [[ ! -x "$TOOLS/venv/bin/openapi-generator-cli" ]]; then
   log "installing openapi-generator-cli==$OPENAPI_GENERATOR_VERSION (PyPI, bundles the jar)"
-  python3 -m venv "$TOOLS/venv"
+  python3 -m venv "$TOOLS/venv" || { need_apt python3-venv && python3 -m venv "$TOOLS/venv"; }
   "$TOOLS/venv/bin/pip" install -q "openapi-generator-cli==$OPENAPI_GENERATOR_VERSION" >&2
 fi
 if [[ ! -x "$TOOLS/bin/goimports" ]]; then
