@@ -64,12 +64,12 @@ def hub_release(context: AssetExecutionContext, artifacts: ArtifactStore, hub: H
         recipe_yaml=(vdir / "recipe.yaml").read_text(), recipe_sha256=variant["recipe_sha256"],
         calibration_hash=variant.get("calibration_hash") or "", library_versions=variant["library_versions"],
         metrics=[(r["task"], r["metric"], r["base"], r["variant"], r["recovery_pct"]) for r in report["recoveries"]],
-        run_id=context.run_id, run_url=_run_url(context.run_id),
+        run_id=context.run.run_id, run_url=_run_url(context.run.run_id),
     ))
     pub = push_to_hub(
         vdir, repo_id, token=hub.token(), endpoint=hub.endpoint or os.environ.get("HF_ENDPOINT"),
         private=hub.publish_private, card_markdown=card,
-        commit_message=f"{recipe_key} variant of {base.get('repo_id') or model_key}@{base['revision'][:12]} (dagster run {context.run_id[:8]})",
+        commit_message=f"{recipe_key} variant of {base.get('repo_id') or model_key}@{base['revision'][:12]} (dagster run {context.run.run_id[:8]})",
     )
     write_json_atomic(vdir / HUB_FILENAME, {"published": True, "repo_id": pub.repo_id, "commit_sha": pub.commit_sha,
                                             "url": pub.url, "variant_version": variant["version"]})
@@ -107,7 +107,7 @@ def registry_entry(
         description=f"{recipe_key} ({variant['scheme']}) of {base.get('repo_id') or model_key}@{base['revision']}",
         properties=lineage_properties(context, model_key, recipe_key, variant, report, base, hub_info),
         source_group=os.environ.get("DAGSTER_DEPLOYMENT", "local") + "/model_compression",
-        source_id=context.run_id,
+        source_id=context.run.run_id,
         source_name=f"{context.asset_key.to_user_string()}[{context.partition_key}]",
         approved=True,
     )
@@ -136,8 +136,8 @@ def lineage_properties(context, model_key, recipe_key, variant, report, base, hu
         "task_set": report["task_set"],
         "recovery_avg": f"{report['average_recovery']}",
         "recovery_threshold": f"{report['threshold']}",
-        "dagster_run_id": context.run_id,
-        "dagster_run_url": _run_url(context.run_id),
+        "dagster_run_id": context.run.run_id,
+        "dagster_run_url": _run_url(context.run.run_id),
         "variant_version": variant["version"],
     }
     for lib, ver in variant["library_versions"].items():

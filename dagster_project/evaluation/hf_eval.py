@@ -106,7 +106,7 @@ def parse_results(results: dict) -> list[TaskScore]:
     for task, metrics in results.get("results", {}).items():
         hib = results.get("higher_is_better", {}).get(task, {})
         for key, value in metrics.items():
-            if "_stderr" in key or key == "alias" or not isinstance(value, (int, float)):
+            if "_stderr" in key or key in ("alias", "sample_len", "samples") or not isinstance(value, (int, float)):
                 continue
             metric, _, filt = key.partition(",")
             name = metric if filt in ("", "none") else f"{metric},{filt}"
