@@ -20,6 +20,8 @@ from dagster_project.settings import PROJECT_ROOT
 MODEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 HF_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 DEMO_MODEL_KEY = "demo-llama"
+# Run tag with the commit sha the watch sensor saw; base_model pins a Hub source to it.
+REVISION_TAG = "dmc/revision"
 
 
 class CatalogError(ValueError):
@@ -78,12 +80,19 @@ def load_catalog(path: Path | None = None) -> dict[str, ModelSource]:
     return {e.key: e for e in entries}
 
 
-def resolve_model(key: str, catalog: dict[str, ModelSource] | None = None) -> ModelSource:
+def resolve_model(key: str, catalog: dict[str, ModelSource] | None = None, revision: str | None = None) -> ModelSource:
+    """`revision` (the `dmc/revision` run tag) pins a Hub source to the commit the watch sensor saw."""
     validate_model_key(key)
     catalog = load_catalog() if catalog is None else catalog
     if key in catalog:
-        return catalog[key]
+        source = catalog[key]
+        return source.model_copy(update={"revision": revision}) if revision and source.source == "hf" else source
     if "--" in key:
+        from dagster_project.automation.watchlist import watched_task_set
+
         org, _, name = key.partition("--")
-        return ModelSource(key=key, source="hf", repo_id=f"{org}/{name}")
+        repo_id = f"{org}/{name}"
+        task_set = watched_task_set(repo_id)
+        return ModelSource(key=key, source="hf", repo_id=repo_id, revision=revision or None,
+                           **({"task_set": task_set} if task_set else {}))
     raise CatalogError(f"unknown model {key!r}: not in {catalog_path()} and not an 'org--name' Hub key")

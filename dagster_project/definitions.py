@@ -2,6 +2,7 @@
 
 import os
 
+from dagster import AssetSelection, AutomationConditionSensorDefinition, DefaultSensorStatus
 from dagster import Definitions
 
 from dagster_project.assets.base_model import base_model
@@ -17,6 +18,9 @@ from dagster_project.assets.evaluation import (
 )
 from dagster_project.assets.publication import hub_release, registry_entry
 from dagster_project.automation.catalog_sensor import catalog_sensor
+from dagster_project.automation.jobs import base_model_job, variant_job
+from dagster_project.automation.schedules import nightly_compression
+from dagster_project.automation.watch_sensor import hub_watch_sensor
 from dagster_project.resources.artifact_store import ArtifactStore
 from dagster_project.resources.compute import ComputeResource
 from dagster_project.resources.hf_hub import HuggingFaceHubResource
@@ -26,7 +30,17 @@ defs = Definitions(
     assets=[base_model, calibration_dataset, compressed_model, base_evaluation, evaluation_report,
             model_comparison, hub_release, registry_entry],
     asset_checks=[loads_and_generates, recovery_meets_threshold, size_reduced],
-    sensors=[catalog_sensor],
+    jobs=[base_model_job, variant_job],
+    schedules=[nightly_compression],
+    sensors=[
+        catalog_sensor,
+        hub_watch_sensor,
+        # Evaluation and publication follow each new variant (automation conditions on those assets).
+        AutomationConditionSensorDefinition(
+            "variant_follow_up", target=AssetSelection.all(), default_status=DefaultSensorStatus.RUNNING,
+            minimum_interval_seconds=30, use_user_code_server=True,
+        ),
+    ],
     resources={
         "artifacts": ArtifactStore.from_env(),
         "compute": ComputeResource(device=os.environ.get("DMC_DEVICE", "auto")),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from dagster import AssetExecutionContext, DataVersion, MaterializeResult, MetadataValue, asset
 
-from dagster_project.catalog import ModelSource, resolve_model
+from dagster_project.catalog import REVISION_TAG, ModelSource, resolve_model
 from dagster_project.partitions import model_partitions
 from dagster_project.resources.artifact_store import ArtifactStore
 from dagster_project.resources.hf_hub import HuggingFaceHubResource
@@ -30,7 +30,7 @@ def base_model(
     context: AssetExecutionContext, hub: HuggingFaceHubResource, artifacts: ArtifactStore
 ) -> MaterializeResult:
     key = context.partition_key
-    source = resolve_model(key)
+    source = resolve_model(key, revision=context.run.tags.get(REVISION_TAG))
     layout = layout_for(artifacts)
     folder, revision = _fetch(context, source, hub, layout)
     info = describe_model_folder(folder)

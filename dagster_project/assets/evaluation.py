@@ -22,6 +22,7 @@ from pydantic import Field
 
 from dagster_project.assets.base_model import base_model, read_json, write_json_atomic
 from dagster_project.assets.compressed_model import compressed_model
+from dagster_project.automation.conditions import comparison_condition, evaluation_condition
 from dagster_project.catalog import resolve_model
 from dagster_project.compression.oneshot_runner import MANIFEST_FILENAME
 from dagster_project.evaluation.approval import EVALUATION_FILENAME, Approval, decide_approval
@@ -95,6 +96,7 @@ def base_evaluation(
     code_version=CODE_VERSION,
     kinds={"python"},
     pool="model_compute",
+    automation_condition=evaluation_condition,
     description="Variant vs base on the same tasks and hardware: recovery per task, size, speed; decides approval.",
 )
 def evaluation_report(
@@ -216,6 +218,7 @@ def size_reduced(context, artifacts: ArtifactStore) -> AssetCheckResult:
     group_name="evaluation",
     code_version=CODE_VERSION,
     kinds={"python"},
+    automation_condition=comparison_condition,
     description="All variants of one base model side by side: table and score-vs-size plot.",
 )
 def model_comparison(context: AssetExecutionContext, artifacts: ArtifactStore) -> MaterializeResult:

@@ -8,6 +8,7 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 
 from dagster_project.assets.base_model import read_json, write_json_atomic
 from dagster_project.assets.evaluation import evaluation_report
+from dagster_project.automation.conditions import publication_condition
 from dagster_project.compression.oneshot_runner import MANIFEST_FILENAME
 from dagster_project.evaluation.approval import EVALUATION_FILENAME
 from dagster_project.partitions import variant_partitions
@@ -44,6 +45,7 @@ def _load_approved(context, artifacts: ArtifactStore) -> tuple[str, str, dict, d
     group_name="publication",
     code_version="1",
     kinds={"huggingface"},
+    automation_condition=publication_condition,
     description="Pushes an approved variant with a model card to the Hugging Face Hub (when enabled).",
 )
 def hub_release(context: AssetExecutionContext, artifacts: ArtifactStore, hub: HuggingFaceHubResource) -> MaterializeResult:
@@ -85,6 +87,7 @@ def hub_release(context: AssetExecutionContext, artifacts: ArtifactStore, hub: H
     group_name="publication",
     code_version="1",
     kinds={"kubeflow"},
+    automation_condition=publication_condition,
     description="Registers an approved variant with full lineage in the model registry (local or Kubeflow/RHOAI).",
 )
 def registry_entry(

@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 from dagster import ConfigurableResource
 
 
 class HubError(RuntimeError):
     pass
+
+
+class HubUnavailable(HubError):
+    """The Hub did not answer usefully right now (429, 5xx, timeout, connection, offline mode): retry later."""
+
+
+class RepoHead(NamedTuple):
+    """What the watch sensor needs of a repo: its id, the commit of `main`, the stored bytes (if known)."""
+
+    repo_id: str
+    sha: str
+    size_bytes: int | None = None
 
 
 class HuggingFaceHubResource(ConfigurableResource):
@@ -60,3 +73,71 @@ class HuggingFaceHubResource(ConfigurableResource):
             local_files_only=self.offline,
         )
         return Path(path)
+
+    # ---- watch sensor: cheap look-ups of the head commit, errors sorted into gone vs. unavailable ----
+
+    def repo_head(self, repo_id: str, timeout: float = 10.0) -> RepoHead | None:
+        """The commit `main` points at; None when the repo does not exist or is not visible to us."""
+        from huggingface_hub.errors import RepositoryNotFoundError
+
+        if self.offline:
+            raise HubUnavailable("the Hub resource is configured offline")
+        try:
+            info = self.api().model_info(repo_id, timeout=timeout, expand=["sha", "usedStorage"])
+        except RepositoryNotFoundError:  # GatedRepoError is a subclass; model_info needs no access
+            return None
+        except Exception as exc:
+            raise _classify(exc, f"model_info({repo_id})") from None
+        if not info.sha:
+            raise HubUnavailable(f"model_info({repo_id}) answered without a commit sha")
+        return RepoHead(info.id or repo_id, info.sha, getattr(info, "used_storage", None))
+
+    def author_heads(self, author: str, timeout: float = 30.0) -> list[RepoHead]:
+        """Every model repo of `author` with the commit `main` points at (one paginated listing).
+
+        The same request as `HfApi.list_models(author=..., expand=["sha", "usedStorage"])`, with
+        a timeout (list_models has none, and the client's default is to wait forever).
+        """
+        from huggingface_hub.hf_api import ModelInfo
+        from huggingface_hub.utils import paginate
+
+        if self.offline:
+            raise HubUnavailable("the Hub resource is configured offline")
+        api = self.api()
+        try:
+            items = paginate(
+                f"{api.endpoint}/api/models",
+                params={"author": author, "expand": ["sha", "usedStorage"]},
+                headers=api._build_hf_headers(),
+                timeout=timeout,
+            )
+            out = []
+            for item in items:
+                info = ModelInfo(**item)
+                if info.sha:
+                    out.append(RepoHead(info.id, info.sha, getattr(info, "used_storage", None)))
+            return out
+        except Exception as exc:
+            raise _classify(exc, f"list_models(author={author})") from None
+
+
+def _classify(exc: Exception, what: str) -> HubError:
+    """Transient failures (retry next tick) become HubUnavailable; anything else a HubError."""
+    import httpx
+
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+    if isinstance(exc, OfflineModeIsEnabled):
+        return HubUnavailable(f"{what}: offline mode is enabled (HF_HUB_OFFLINE=1)")
+    if isinstance(exc, httpx.TimeoutException):
+        return HubUnavailable(f"{what}: timed out ({type(exc).__name__})")
+    if isinstance(exc, HfHubHTTPError) and exc.response is not None:
+        status = exc.response.status_code
+        retry = exc.response.headers.get("Retry-After")
+        if status == 429 or status >= 500:
+            hint = f", retry after {retry} s" if retry else ""
+            return HubUnavailable(f"{what}: HTTP {status}{hint}")
+        return HubError(f"{what}: HTTP {status}: {str(exc).splitlines()[0]}")
+    if isinstance(exc, (httpx.TransportError, ConnectionError, OSError)):
+        return HubUnavailable(f"{what}: cannot reach the Hub ({type(exc).__name__}: {str(exc).splitlines()[0]})")
+    return HubError(f"{what}: {type(exc).__name__}: {exc}")
