@@ -3,7 +3,7 @@
 import os
 
 from dagster import AssetSelection, AutomationConditionSensorDefinition, DefaultSensorStatus
-from dagster import Definitions
+from dagster import Definitions, PipesSubprocessClient
 
 from dagster_project.assets.base_model import base_model
 from dagster_project.assets.calibration_dataset import calibration_dataset
@@ -17,20 +17,22 @@ from dagster_project.assets.evaluation import (
     size_reduced,
 )
 from dagster_project.assets.publication import hub_release, registry_entry
+from dagster_project.assets.recipe_catalog import recipe
 from dagster_project.automation.catalog_sensor import catalog_sensor
 from dagster_project.automation.jobs import base_model_job, variant_job
 from dagster_project.automation.schedules import nightly_compression
 from dagster_project.automation.watch_sensor import hub_watch_sensor
+from dagster_project.compression.registration import register_recipe_job
 from dagster_project.resources.artifact_store import ArtifactStore
 from dagster_project.resources.compute import ComputeResource
 from dagster_project.resources.hf_hub import HuggingFaceHubResource
 from dagster_project.resources.model_registry import ModelRegistryResource
 
 defs = Definitions(
-    assets=[base_model, calibration_dataset, compressed_model, base_evaluation, evaluation_report,
+    assets=[recipe, base_model, calibration_dataset, compressed_model, base_evaluation, evaluation_report,
             model_comparison, hub_release, registry_entry],
     asset_checks=[loads_and_generates, recovery_meets_threshold, size_reduced],
-    jobs=[base_model_job, variant_job],
+    jobs=[base_model_job, variant_job, register_recipe_job],
     schedules=[nightly_compression],
     sensors=[
         catalog_sensor,
@@ -50,5 +52,7 @@ defs = Definitions(
             publish_organization=os.environ.get("DMC_HUB_ORG", ""),
         ),
         "registry": ModelRegistryResource(token_file=os.environ.get("DMC_REGISTRY_TOKEN_FILE", "")),
+        # Runs the vLLM evaluation in its own environment (evaluation backend "vllm").
+        "pipes_subprocess": PipesSubprocessClient(),
     },
 )

@@ -2,9 +2,11 @@
 
 
 import base64
+import hashlib
 import json
 from dataclasses import asdict
 from pathlib import Path
+from typing import Literal
 
 from dagster import (
     AssetCheckResult,
@@ -15,6 +17,7 @@ from dagster import (
     DataVersion,
     MaterializeResult,
     MetadataValue,
+    PipesSubprocessClient,
     asset,
     asset_check,
 )
@@ -33,16 +36,94 @@ from dagster_project.resources.compute import ComputeResource
 from dagster_project.storage import layout_for
 
 CODE_VERSION = "1"
+LM_EVAL_RESULTS_FILENAME = "lm_eval_results.json"  # lm-eval's own results dict, beside evaluation.json
+
+
+class VllmConfig(Config):
+    """lm-eval's vLLM backend settings (RHOAI's example defaults)."""
+
+    dtype: str = "bfloat16"
+    max_model_len: int = Field(default=4096, ge=16)
+    gpu_memory_utilization: float = Field(default=0.8, gt=0, le=1)
+    add_bos_token: bool = True
+    tensor_parallel_size: int = Field(default=1, ge=1)
+    batch_size: str = "auto"
+    extra_model_args: dict[str, str] = Field(default_factory=dict, description="more lm-eval model_args")
 
 
 class EvaluationConfig(Config):
     task_set: str = Field(default="", description="empty: the model's task set from models.yaml")
     limit: int | None = Field(default=None, ge=1, description="cap examples per task (smoke runs)")
     recovery_threshold: float | None = Field(default=None, gt=0, le=200, description="override the task set's")
+    backend: Literal["hf", "vllm"] = Field(
+        default="hf", description="hf: lm-eval in this process; vllm: lm-eval + vLLM in its own environment via Pipes")
+    include_path: str = Field(
+        default="", description="folder of user lm-eval task YAMLs (and task_sets.yaml); empty: $DMC_EVAL_INCLUDE_PATH")
+    vllm: VllmConfig = Field(default_factory=VllmConfig)
 
 
 def _task_set_name(model_key: str, config: EvaluationConfig) -> str:
     return config.task_set or resolve_model(model_key).task_set
+
+
+def _include_path(config: EvaluationConfig) -> str | None:
+    import os
+
+    return config.include_path or os.environ.get("DMC_EVAL_INCLUDE_PATH") or None
+
+
+def _limit(config: EvaluationConfig) -> int | None:
+    """Examples per task: the config's, else $DMC_EVAL_LIMIT (smoke runs and CI), else all."""
+    import os
+
+    return config.limit or int(os.environ.get("DMC_EVAL_LIMIT") or 0) or None
+
+
+def _vllm_settings(config: EvaluationConfig):
+    from dagster_project.evaluation.vllm_pipes import VllmSettings
+
+    return VllmSettings(**config.vllm.model_dump())
+
+
+def _eval_key(task_set, fingerprint: str, config: EvaluationConfig) -> str:
+    """Cache key of scores: task set + data fingerprint, plus what else changes them (backend
+    and its settings, example limit). The plain hf run keeps the historical key."""
+    key = f"{task_set.name}-{fingerprint}"
+    if config.backend == "vllm":
+        settings = _vllm_settings(config).model_dump_json().encode()
+        key += f"-vllm{hashlib.sha256(settings).hexdigest()[:6]}"
+    if _limit(config):
+        key += f"-limit{_limit(config)}"
+    return key
+
+
+def _run_evaluation(context, config: EvaluationConfig, pipes_subprocess, model_path: Path, task_set,
+                    results_path: Path, device: str, batch_size: int, layout, fingerprint: str):
+    """(EvalResult, speed dict) with the configured backend. The raw lm-eval results land in `results_path`."""
+    from dagster_project.assets.base_model import write_json_atomic
+    from dagster_project.evaluation.speed import measure_generation
+
+    include = _include_path(config)
+    if config.backend == "vllm":
+        from dagster_project.evaluation.tasks import write_task_dir
+        from dagster_project.evaluation.vllm_pipes import evaluate_vllm
+
+        # Shipped tasks with their data on the artifact store, so that a pod sees them too.
+        task_dir = write_task_dir(layout.root / "eval_tasks" / f"{task_set.name}-{fingerprint}")
+        result, speed, _ = evaluate_vllm(
+            context, pipes_subprocess, model_path, task_set, results_path,
+            include_paths=[str(task_dir), *([include] if include else [])], limit=_limit(config),
+            settings=_vllm_settings(config),
+        )
+        return result, speed
+    from dagster_project.evaluation.hf_eval import evaluate_hf
+
+    speed = asdict(measure_generation(model_path, device=device))
+    result = evaluate_hf(model_path, task_set, device=device, batch_size=batch_size, include_path=include,
+                         limit=_limit(config))
+    write_json_atomic(results_path, {"results": result.raw, "backend": "hf", "lm_eval_version": result.lm_eval_version,
+                                     "eval_seconds": result.eval_seconds, "model_path": str(model_path)})
+    return result, speed
 
 
 @asset(
@@ -55,37 +136,41 @@ def _task_set_name(model_key: str, config: EvaluationConfig) -> str:
     description="lm-eval scores and generation speed of the base model; computed once per revision and task set.",
 )
 def base_evaluation(
-    context: AssetExecutionContext, config: EvaluationConfig, artifacts: ArtifactStore, compute: ComputeResource
+    context: AssetExecutionContext, config: EvaluationConfig, artifacts: ArtifactStore, compute: ComputeResource,
+    pipes_subprocess: PipesSubprocessClient,
 ) -> MaterializeResult:
-    from dagster_project.evaluation.hf_eval import EvalResult, evaluate_hf
-    from dagster_project.evaluation.speed import measure_generation
+    from dagster_project.evaluation.hf_eval import EvalResult
 
     key = context.partition_key
     layout = layout_for(artifacts)
     base = read_json(layout.base_manifest(key), f"base_model[{key}]")
-    task_set = resolve_task_set(_task_set_name(key, config))
-    fingerprint = task_set_fingerprint(task_set)
-    path = layout.base_eval(key, base["revision"], f"{task_set.name}-{fingerprint}")
+    include = _include_path(config)
+    task_set = resolve_task_set(_task_set_name(key, config), include)
+    fingerprint = task_set_fingerprint(task_set, include)
+    path = layout.base_eval(key, base["revision"], _eval_key(task_set, fingerprint, config))
     if path.is_file():
         context.log.info(f"base {key}@{base['revision']} already evaluated on {task_set.name}: reusing {path}")
         data = json.loads(path.read_text())
         result = EvalResult.from_json(json.dumps(data["eval"]))
     else:
-        device = compute.resolve_device()
-        context.log.info(f"evaluating base {key} on {task_set.name} ({device})")
-        result = evaluate_hf(Path(base["path"]), task_set, device=device, batch_size=compute.eval_batch_size, limit=config.limit)
-        speed = measure_generation(Path(base["path"]), device=device)
-        data = {"eval": json.loads(result.to_json()), "speed": asdict(speed), "revision": base["revision"]}
+        device = "cuda" if config.backend == "vllm" else compute.resolve_device()
+        context.log.info(f"evaluating base {key} on {task_set.name} ({config.backend}, {device})")
+        result, speed = _run_evaluation(context, config, pipes_subprocess, Path(base["path"]), task_set,
+                                        path.with_suffix(".lm_eval.json"), device, compute.eval_batch_size,
+                                        layout, fingerprint)
+        data = {"eval": json.loads(result.to_json()), "speed": speed, "revision": base["revision"],
+                "backend": config.backend}
         write_json_atomic(path, data)
     return MaterializeResult(
         metadata={
             "task_set": task_set.name,
+            "backend": data.get("backend", "hf"),
             "scores": MetadataValue.md(_scores_table(result)),
-            "tokens_per_second": MetadataValue.float(data["speed"]["tokens_per_second"]),
+            "tokens_per_second": MetadataValue.float(float((data["speed"] or {}).get("tokens_per_second") or 0.0)),
             "eval_seconds": MetadataValue.float(result.eval_seconds),
             "path": MetadataValue.path(str(path)),
         },
-        data_version=DataVersion(f"{base['revision']}-{task_set.name}-{fingerprint}"),
+        data_version=DataVersion(f"{base['revision']}-{_eval_key(task_set, fingerprint, config)}"),
     )
 
 
@@ -100,12 +185,12 @@ def base_evaluation(
     description="Variant vs base on the same tasks and hardware: recovery per task, size, speed; decides approval.",
 )
 def evaluation_report(
-    context: AssetExecutionContext, config: EvaluationConfig, artifacts: ArtifactStore, compute: ComputeResource
+    context: AssetExecutionContext, config: EvaluationConfig, artifacts: ArtifactStore, compute: ComputeResource,
+    pipes_subprocess: PipesSubprocessClient,
 ) -> MaterializeResult:
-    from dagster_project.evaluation.hf_eval import EvalResult, evaluate_hf
+    from dagster_project.evaluation.hf_eval import EvalResult
     from dagster_project.evaluation.recovery import average_recovery, compare
     from dagster_project.evaluation.report import plot_recovery, recovery_table
-    from dagster_project.evaluation.speed import measure_generation
 
     keys = context.partition_key.keys_by_dimension
     model_key, recipe_key = keys["model"], keys["recipe"]
@@ -113,26 +198,31 @@ def evaluation_report(
     base = read_json(layout.base_manifest(model_key), f"base_model[{model_key}]")
     variant_dir = layout.variant_dir(model_key, recipe_key)
     variant = read_json(variant_dir / MANIFEST_FILENAME, f"compressed_model[{model_key}|{recipe_key}]")
-    task_set = resolve_task_set(_task_set_name(model_key, config))
+    include = _include_path(config)
+    task_set = resolve_task_set(_task_set_name(model_key, config), include)
     threshold = config.recovery_threshold or task_set.recovery_threshold
-    fingerprint = task_set_fingerprint(task_set)
-    base_data = read_json(layout.base_eval(model_key, base["revision"], f"{task_set.name}-{fingerprint}"),
-                          f"base_evaluation[{model_key}]")
+    fingerprint = task_set_fingerprint(task_set, include)
+    eval_key = _eval_key(task_set, fingerprint, config)
+    base_data = read_json(layout.base_eval(model_key, base["revision"], eval_key),
+                          f"base_evaluation[{model_key}] ({config.backend}, {eval_key})")
     base_eval = EvalResult.from_json(json.dumps(base_data["eval"]))
 
     report_path = variant_dir / EVALUATION_FILENAME
     previous = json.loads(report_path.read_text()) if report_path.is_file() else None
-    device = compute.resolve_device()
-    if previous and previous.get("variant_version") == variant["version"] and previous.get("task_fingerprint") == fingerprint:
+    device = "cuda" if config.backend == "vllm" else compute.resolve_device()
+    if (previous and previous.get("variant_version") == variant["version"]
+            and previous.get("task_fingerprint") == fingerprint
+            and previous.get("eval_key", f"{task_set.name}-{fingerprint}") == eval_key):
         context.log.info("variant already evaluated on this task set: reusing scores")
         var_eval = EvalResult.from_json(json.dumps(previous["eval"]))
         speed, load_error = previous.get("speed"), previous.get("load_error")
     else:
-        context.log.info(f"evaluating {model_key} × {recipe_key} on {task_set.name} ({device})")
+        context.log.info(f"evaluating {model_key} × {recipe_key} on {task_set.name} ({config.backend}, {device})")
         var_eval, speed, load_error = None, None, None
         try:
-            speed = asdict(measure_generation(variant_dir, device=device))
-            var_eval = evaluate_hf(variant_dir, task_set, device=device, batch_size=compute.eval_batch_size, limit=config.limit)
+            var_eval, speed = _run_evaluation(context, config, pipes_subprocess, variant_dir, task_set,
+                                              variant_dir / LM_EVAL_RESULTS_FILENAME, device,
+                                              compute.eval_batch_size, layout, fingerprint)
         except Exception as exc:  # a variant that cannot load or run is reported, not crashed on
             load_error = f"{type(exc).__name__}: {exc}"
             context.log.error(f"variant failed to load or generate: {load_error}")
@@ -153,11 +243,14 @@ def evaluation_report(
         "base_speed": base_data.get("speed"), "size_bytes": variant["size_bytes"],
         "base_size_bytes": variant["base_size_bytes"], "compression_ratio": variant["compression_ratio"],
         "scheme": variant.get("scheme"), "recipe_sha256": variant["recipe_sha256"],
+        "backend": config.backend, "eval_key": eval_key, "limit": _limit(config), "include_path": include,
+        "lm_eval_results": LM_EVAL_RESULTS_FILENAME if (variant_dir / LM_EVAL_RESULTS_FILENAME).is_file() else None,
     }
     write_json_atomic(report_path, report)
 
     metadata = {
         "task_set": task_set.name,
+        "backend": config.backend,
         "average_recovery_pct": MetadataValue.float(avg if avg is not None else 0.0),
         "threshold_pct": MetadataValue.float(threshold),
         "approved": MetadataValue.bool(approval.approved),
@@ -219,15 +312,17 @@ def size_reduced(context, artifacts: ArtifactStore) -> AssetCheckResult:
     code_version=CODE_VERSION,
     kinds={"python"},
     automation_condition=comparison_condition,
-    description="All variants of one base model side by side: table and score-vs-size plot.",
+    description="All variants of one base model side by side: table, score-vs-size and recovery-per-task plots.",
 )
 def model_comparison(context: AssetExecutionContext, artifacts: ArtifactStore) -> MaterializeResult:
-    from dagster_project.evaluation.report import plot_score_vs_size, variants_table
+    from dagster_project.evaluation.report import plot_recovery_by_variant, plot_score_vs_size, variants_table
 
     key = context.partition_key
     layout = layout_for(artifacts)
     rows, points = [], []
     base_point = None
+    per_variant: dict[str, list[dict]] = {}
+    thresholds = set()
     for report_path in sorted((layout.model_dir(key) / "variants").glob(f"*/{EVALUATION_FILENAME}")):
         r = json.loads(report_path.read_text())
         primary = next((x for x in r["recoveries"] if x["primary"]), None)
@@ -237,6 +332,9 @@ def model_comparison(context: AssetExecutionContext, artifacts: ArtifactStore) -
             "base": primary["base"] if primary else float("nan"), "variant": primary["variant"] if primary else float("nan"),
             "recovery": r["average_recovery"] or 0.0, "approved": r["approval"]["approved"],
         })
+        if r["recoveries"]:
+            per_variant[r["recipe"]] = r["recoveries"]
+            thresholds.add(r["threshold"])
         if primary:
             points.append({"label": r["recipe"], "size_mb": r["size_bytes"] / 2**20, "score": primary["variant"]})
             base_point = {"label": "base", "size_mb": r["base_size_bytes"] / 2**20, "score": primary["base"], "base": True}
@@ -246,6 +344,11 @@ def model_comparison(context: AssetExecutionContext, artifacts: ArtifactStore) -
         png = plot_score_vs_size([base_point, *points], metric, f"{key}: {metric} vs size")
         (layout.model_dir(key) / "comparison.png").write_bytes(png)
         metadata["score_vs_size"] = MetadataValue.md(_img(png))
+    if per_variant:
+        png = plot_recovery_by_variant(per_variant, f"{key}: recovery per task",
+                                       thresholds.pop() if len(thresholds) == 1 else None)
+        (layout.model_dir(key) / "recovery_by_variant.png").write_bytes(png)
+        metadata["recovery_by_variant"] = MetadataValue.md(_img(png))
     write_json_atomic(layout.model_dir(key) / "comparison.json", {"rows": rows})
     return MaterializeResult(metadata=metadata)
 

@@ -76,3 +76,49 @@ def plot_score_vs_size(points: list[dict], metric: str, title: str) -> bytes:
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     return _png(fig)
+
+
+def plot_recovery_by_variant(variants: dict[str, list[dict]], title: str, threshold: float | None = None) -> bytes:
+    """Grouped bars: one group per task (its primary metric), one bar per variant.
+
+    variants: recipe → recoveries as stored in evaluation.json (dicts with task, metric,
+    recovery_pct, near_chance, primary). Near-chance bars are hatched."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys: list[tuple[str, str]] = []
+    for recs in variants.values():
+        for r in recs:
+            if r.get("primary") and (r["task"], r["metric"]) not in keys:
+                keys.append((r["task"], r["metric"]))
+    names = list(variants)
+    n = max(1, len(names))
+    width = 0.8 / n
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.0 + 0.5 * n * max(1, len(keys))), 3.4))
+    cmap = plt.get_cmap("tab10")
+    top = 0.0
+    for i, name in enumerate(names):
+        by_key = {(r["task"], r["metric"]): r for r in variants[name]}
+        xs, ys, hatches = [], [], []
+        for j, key in enumerate(keys):
+            r = by_key.get(key)
+            if r is None:
+                continue
+            xs.append(j - 0.4 + width * (i + 0.5))
+            ys.append(r["recovery_pct"])
+            hatches.append("//" if r.get("near_chance") else "")
+        bars = ax.bar(xs, ys, width=width * 0.95, color=cmap(i % 10), label=name)
+        for bar, hatch in zip(bars, hatches):
+            bar.set_hatch(hatch)
+        top = max([top, *ys])
+    if threshold is not None:
+        ax.axhline(threshold, color="#264653", linestyle="--", linewidth=1, label=f"threshold {threshold:g} %")
+    ax.set_xticks(range(len(keys)), [f"{t}\n{m}" for t, m in keys], fontsize=7)
+    ax.set_ylabel("recovery %")
+    ax.set_ylim(0, max(110, top * 1.05))
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(axis="y", alpha=0.3)
+    return _png(fig)

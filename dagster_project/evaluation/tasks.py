@@ -98,14 +98,72 @@ def write_offline_tasks(directory: Path) -> Path:
     return directory
 
 
-def resolve_task_set(name: str) -> TaskSet:
+USER_TASK_SETS_FILE = "task_sets.yaml"
+
+
+def load_user_task_sets(include_path: str | Path | None) -> dict[str, TaskSet]:
+    """Task sets defined next to a user's lm-eval task YAMLs, in `<include_path>/task_sets.yaml`:
+
+        my-domain:
+          offline: true            # local data only: lm-eval's built-in tasks are not indexed
+          recovery_threshold: 97
+          tasks:
+            - {name: my_task, primary_metric: acc, chance: 0.25, num_fewshot: 0}
+    """
+    if not include_path:
+        return {}
+    path = Path(include_path) / USER_TASK_SETS_FILE
+    if not path.is_file():
+        return {}
+    data = yaml.safe_load(path.read_text()) or {}
+    data = data.get("task_sets", data)
+    out = {}
+    for name, spec in data.items():
+        if name in TASK_SETS:
+            raise ValueError(f"{path}: task set {name!r} is built in; choose another name")
+        spec = dict(spec)
+        tasks = tuple(TaskSpec(**t) if isinstance(t, dict) else TaskSpec(name=str(t)) for t in spec.pop("tasks"))
+        out[name] = TaskSet(name=name, tasks=tasks, **spec)
+    return out
+
+
+def resolve_task_set(name: str, include_path: str | Path | None = None) -> TaskSet:
+    user = load_user_task_sets(include_path)
+    if name in user:
+        return user[name]
     if name not in TASK_SETS:
-        raise ValueError(f"unknown task set {name!r}; known: {', '.join(sorted(TASK_SETS))}")
+        known = sorted(TASK_SETS) + sorted(user)
+        raise ValueError(f"unknown task set {name!r}; known: {', '.join(known)}"
+                         + ("" if include_path else " (user task sets need include_path)"))
     return TASK_SETS[name]
 
 
-def task_set_fingerprint(task_set: TaskSet) -> str:
-    """Changes when the task list or the shipped task data change, so cached scores are not reused."""
+def _referenced_data_files(config_text: str) -> list[Path]:
+    """Absolute `data_files` of a task YAML (best effort: lm-eval YAMLs may hold custom tags)."""
+
+    class _Loose(yaml.SafeLoader):
+        pass
+
+    _Loose.add_multi_constructor("!", lambda loader, suffix, node: None)
+    try:
+        config = yaml.load(config_text, Loader=_Loose) or {}
+    except yaml.YAMLError:
+        return []
+    files = ((config.get("dataset_kwargs") or {}) if isinstance(config, dict) else {}).get("data_files") or {}
+    values = files.values() if isinstance(files, dict) else [files]
+    out = []
+    for v in values:
+        for item in (v if isinstance(v, list) else [v]):
+            if isinstance(item, str) and Path(item).is_absolute() and Path(item).is_file():
+                out.append(Path(item))
+    return out
+
+
+def task_set_fingerprint(task_set: TaskSet, include_path: str | Path | None = None) -> str:
+    """Changes when the task list or the task data change, so cached scores are not reused.
+
+    Covers the shipped offline tasks and, with `include_path`, every file of the user's task
+    folder plus the local data files its YAMLs point to."""
     import hashlib
     import json
 
@@ -115,4 +173,40 @@ def task_set_fingerprint(task_set: TaskSet) -> str:
             digest.update(json.dumps(config, sort_keys=True).encode())
             for path in config["dataset_kwargs"]["data_files"].values():
                 digest.update(Path(path).read_bytes())
+    if include_path:
+        root = Path(include_path)
+        for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+            data = path.read_bytes()
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + data)
+            if path.suffix in (".yaml", ".yml"):
+                for ref in _referenced_data_files(data.decode(errors="replace")):
+                    if root not in ref.parents:
+                        digest.update(str(ref).encode() + b"\0" + ref.read_bytes())
     return digest.hexdigest()[:12]
+
+
+def write_task_dir(directory: Path) -> Path:
+    """The shipped offline tasks with their data copied beside them, for another process or pod
+    (the vLLM runner) whose Python has no `dagster_project` data of the same path."""
+    import os
+    import shutil
+
+    directory = Path(directory)
+    if (directory / ".complete").is_file():
+        return directory
+    tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
+    (tmp / "data").mkdir(parents=True, exist_ok=True)
+    for name, config in offline_task_configs().items():
+        sources = config["dataset_kwargs"]["data_files"]
+        config = {**config, "dataset_kwargs": {"data_files": {}}}
+        for split, src in sources.items():
+            dest = directory / "data" / Path(src).name
+            shutil.copyfile(src, tmp / "data" / Path(src).name)
+            config["dataset_kwargs"]["data_files"][split] = str(dest.resolve())
+        (tmp / f"{name}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (tmp / ".complete").write_text("")
+    try:
+        tmp.rename(directory)
+    except OSError:  # another step wrote it first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return directory
