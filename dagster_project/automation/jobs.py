@@ -12,7 +12,6 @@ import os
 
 from dagster import AssetSelection, DefaultScheduleStatus, DefaultSensorStatus, define_asset_job
 
-from dagster_project.partitions import model_partitions, variant_partitions
 
 BASE_ASSETS = ("base_model", "calibration_dataset", "base_evaluation")
 VARIANT_ASSETS = ("compressed_model",)
@@ -20,13 +19,11 @@ VARIANT_ASSETS = ("compressed_model",)
 base_model_job = define_asset_job(
     "base_model_job",
     selection=AssetSelection.assets(*BASE_ASSETS),
-    partitions_def=model_partitions,
     description="One base model at a pinned revision: download/build, calibration data, base evaluation.",
 )
 variant_job = define_asset_job(
     "variant_job",
     selection=AssetSelection.assets(*VARIANT_ASSETS),
-    partitions_def=variant_partitions,
     description="One compressed variant (model × recipe); evaluation and publication follow automatically.",
 )
 
