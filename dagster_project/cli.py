@@ -30,7 +30,7 @@ def _registry_arg(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dmc", description="Dagster model compression: published model lookups.")
-    sub = parser.add_subparsers(dest="group", required=True, metavar="{models}")
+    sub = parser.add_subparsers(dest="group", required=True, metavar="{models,recipes}")
     models = sub.add_parser("models", help="published compressed models")
     msub = models.add_subparsers(dest="command", required=True, metavar="{list,show,revoke}")
 
@@ -54,6 +54,18 @@ def build_parser() -> argparse.ArgumentParser:
     rv.add_argument("version")
     rv.add_argument("--json", action="store_true")
     _registry_arg(rv)
+
+    recipes = sub.add_parser("recipes", help="the recipe catalog (built-in and registered user recipes)")
+    rsub = recipes.add_subparsers(dest="command", required=True, metavar="{recipes-list,add,render}")
+    rl = rsub.add_parser("recipes-list", aliases=["ls"], help="built-in and registered recipes")
+    rl.add_argument("--json", action="store_true")
+    ra = rsub.add_parser("add", help="validate a recipe YAML file and register it as a recipe partition")
+    ra.add_argument("name")
+    ra.add_argument("file")
+    ra.add_argument("--json", action="store_true")
+    rr = rsub.add_parser("render", help="print a recipe's YAML as applied to an architecture")
+    rr.add_argument("name")
+    rr.add_argument("--architecture", default="LlamaForCausalLM")
     return parser
 
 
@@ -158,13 +170,73 @@ def cmd_revoke(args) -> int:
     return 0
 
 
+def _recipes_dir():
+    from dagster_project.resources.artifact_store import ArtifactStore
+    from dagster_project.storage import layout_for
+
+    return layout_for(ArtifactStore.from_env()).recipes_dir()
+
+
+def cmd_recipes_list(args) -> int:
+    from dagster_project.compression.recipes import BUILTIN_RECIPES
+
+    rows = [{"name": r.name, "kind": "built-in", "scheme": r.scheme, "calibrated": r.calibrated,
+             "description": r.description} for r in BUILTIN_RECIPES.values()]
+    folder = _recipes_dir()
+    for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+        from dagster_project.compression.recipes import parse_user_recipe
+
+        r = parse_user_recipe(path.stem, path.read_text())
+        rows.append({"name": r.name, "kind": "user", "scheme": r.scheme, "calibrated": r.calibrated,
+                     "description": f"sha256 {r.sha256[:12]}, {', '.join(r.modifiers)}"})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(_table([[r["name"], r["kind"], r["scheme"], "yes" if r["calibrated"] else "no", r["description"]]
+                      for r in rows], ["RECIPE", "KIND", "SCHEME", "CALIBRATED", "DESCRIPTION"]))
+    return 0
+
+
+def cmd_recipes_add(args) -> int:
+    import os
+
+    from dagster_project.compression.registration import register_recipe
+    from dagster_project.resources.artifact_store import ArtifactStore
+
+    instance = None
+    if os.environ.get("DAGSTER_HOME"):
+        from dagster import DagsterInstance
+
+        instance = DagsterInstance.get()
+    recipe = register_recipe(ArtifactStore.from_env(), instance, args.name, path=args.file)
+    out = {"name": recipe.name, "sha256": recipe.sha256, "modifiers": list(recipe.modifiers),
+           "calibrated": recipe.calibrated, "partition_added": instance is not None}
+    print(json.dumps(out, indent=2) if args.json else
+          f"registered recipe {recipe.name} (sha256 {recipe.sha256[:12]}; {', '.join(recipe.modifiers)})"
+          + ("" if instance else " - the catalog sensor adds its partition (DAGSTER_HOME not set)"))
+    return 0
+
+
+def cmd_recipes_render(args) -> int:
+    from dagster_project.compression.catalog import resolve_recipe
+
+    print(resolve_recipe(_recipes_dir(), args.name, args.architecture).yaml_text, end="")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from dagster_project.registry import RegistryError
 
-    handlers = {"list": cmd_list, "show": cmd_show, "revoke": cmd_revoke}
+    from dagster_project.compression.recipes import RecipeError
+
+    handlers = {"list": cmd_list, "show": cmd_show, "revoke": cmd_revoke, "recipes-list": cmd_recipes_list,
+                "ls": cmd_recipes_list, "add": cmd_recipes_add, "render": cmd_recipes_render}
     try:
         return handlers[args.command](args)
+    except RecipeError as exc:
+        print(f"dmc: error: {exc}".replace("\n", " "), file=sys.stderr)
+        return 2
     except RegistryError as exc:
         print(f"dmc: error: {exc}".replace("\n", " "), file=sys.stderr)
         return 2

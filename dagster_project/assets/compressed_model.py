@@ -9,10 +9,11 @@ from dagster import AssetDep, AssetExecutionContext, DataVersion, MaterializeRes
 
 from dagster_project.assets.base_model import base_model, read_json
 from dagster_project.assets.calibration_dataset import calibration_dataset
+from dagster_project.assets.recipe_catalog import recipe as recipe_asset
 from dagster_project.compression.catalog import resolve_recipe
 from dagster_project.compression.recipes import check_device
 from dagster_project.compression.oneshot_runner import MANIFEST_FILENAME, compress, is_complete_variant, library_versions
-from dagster_project.partitions import by_model, variant_partitions
+from dagster_project.partitions import by_model, by_recipe, variant_partitions
 from dagster_project.resources.artifact_store import ArtifactStore
 from dagster_project.resources.compute import ComputeResource
 from dagster_project.storage import layout_for, publish_folder
@@ -34,6 +35,7 @@ def variant_version(base_revision: str, recipe_sha: str, calibration_hash: str |
     deps=[
         AssetDep(base_model, partition_mapping=by_model),
         AssetDep(calibration_dataset, partition_mapping=by_model),
+        AssetDep(recipe_asset, partition_mapping=by_recipe),
     ],
     group_name="compression",
     code_version=CODE_VERSION,

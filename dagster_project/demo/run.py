@@ -36,6 +36,9 @@ def materialize_variant_graph(instance, model: str, recipes: list[str], log=prin
     quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     checks = [d.loads_and_generates, d.recovery_meets_threshold, d.size_reduced]
     started = time.perf_counter()
+    from dagster._core.definitions.observe import observe  # not re-exported; the UI's "Observe" does the same
+
+    observe([d.recipe], instance=instance, resources=resources)
     res = materialize([d.base_model, d.calibration_dataset, d.base_evaluation], partition_key=model,
                       instance=instance, resources=resources, run_config=quiet)
     log(f"[{time.perf_counter() - started:6.1f} s] base model, calibration data and base evaluation done")
