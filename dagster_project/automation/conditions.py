@@ -1,8 +1,8 @@
 """Declarative automation: evaluation and publication follow each new variant.
 
-`compressed_model[m|r]` materializes (watch sensor, nightly schedule, backfill or a click) →
-`evaluation_report[m|r]` (+ its blocking checks) → `hub_release[m|r]` and `registry_entry[m|r]`
-when the checks passed → `model_comparison[m]`. The automation condition sensor in
+`compressed_model[m|r]` materializes (watch sensor, nightly schedule, backfill or a click) → one
+run of `evaluation_report[m|r]` + its blocking checks + `hub_release[m|r]` + `registry_entry[m|r]`
+(publication steps run only when the checks passed) → `model_comparison[m]`. The automation condition sensor in
 `definitions.py` evaluates these conditions.
 """
 
@@ -27,10 +27,15 @@ evaluation_condition = _follow(
     AutomationCondition.any_deps_updated().ignore(AssetSelection.assets("base_evaluation"))
 ).with_label("eager (new variant)")
 
-# Publication only of what passed every blocking check (approval).
+# Publication rides in the same run as the evaluation it depends on: evaluation_report's blocking
+# checks (approval) then stop hub_release and registry_entry inside that run when the variant is
+# not approved. (Dagster's check-status conditions are not per partition, so a condition such as
+# `all_deps_blocking_checks_passed()` cannot tell one variant's approval from another's.)
+# The publication assets also refuse anything unapproved themselves (NotApproved).
 publication_condition = (
-    _follow(AutomationCondition.any_deps_updated()) & AutomationCondition.all_deps_blocking_checks_passed()
-).with_label("eager, approved")
+    AutomationCondition.any_deps_match(AutomationCondition.will_be_requested())
+    & ~AutomationCondition.in_progress()
+).with_label("with its evaluation")
 
 # The comparison of one base model spans every recipe partition, most of which never exist
 # (recipes nobody asked for): it must not wait for missing variants, and has nothing to show
