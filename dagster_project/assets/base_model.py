@@ -124,7 +124,7 @@ def _safetensors_param_count(path: Path) -> int:
             header = json.loads(f.read(n))
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise ValueError(f"{path} is not a valid safetensors file (unreadable header)") from None
-    total = 0
+    total, data_end = 0, 0
     for name, meta in header.items():
         if name == "__metadata__":
             continue
@@ -132,6 +132,10 @@ def _safetensors_param_count(path: Path) -> int:
         for dim in meta["shape"]:
             count *= dim
         total += count
+        data_end = max(data_end, int(meta.get("data_offsets", (0, 0))[1]))
+    size = path.stat().st_size
+    if 8 + n + data_end > size:  # e.g. an interrupted download or copy
+        raise ValueError(f"{path} is truncated: its header describes {8 + n + data_end} bytes, the file has {size}")
     return total
 
 

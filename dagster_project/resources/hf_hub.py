@@ -65,13 +65,17 @@ class HuggingFaceHubResource(ConfigurableResource):
 
     def snapshot(self, repo_id: str, revision: str, local_dir: Path) -> Path:
         from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import GatedRepoError
 
-        path = snapshot_download(
-            repo_id=repo_id, revision=revision, local_dir=str(local_dir),
-            endpoint=self.endpoint or os.environ.get("HF_ENDPOINT"), token=self.token(),
-            allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.md", "*.jinja", "LICENSE*", "tokenizer*"],
-            local_files_only=self.offline,
-        )
+        try:
+            path = snapshot_download(
+                repo_id=repo_id, revision=revision, local_dir=str(local_dir),
+                endpoint=self.endpoint or os.environ.get("HF_ENDPOINT"), token=self.token(),
+                allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.md", "*.jinja", "LICENSE*", "tokenizer*"],
+                local_files_only=self.offline,
+            )
+        except GatedRepoError:  # model_info answers for gated repos; their files need access
+            raise HubError(f"{repo_id} is gated or private: set {self.token_env_var} to a token with access") from None
         return Path(path)
 
     # ---- watch sensor: cheap look-ups of the head commit, errors sorted into gone vs. unavailable ----
