@@ -29,6 +29,7 @@ from pathlib import Path
 from dagster import (
     AssetKey,
     AssetRecordsFilter,
+    DagsterEventType,
     MultiPartitionKey,
     RunRequest,
     SensorEvaluationContext,
@@ -227,16 +228,23 @@ def evaluate_watch(context: SensorEvaluationContext, hub: HuggingFaceHubResource
     new_recipes: list[str] = []
     run_requests: list[RunRequest] = []
     notes: list[str] = []
-    for repo_id, (target, head) in sorted(targets.items()):
+    todo = sorted((repo_id, t, h) for repo_id, (t, h) in targets.items()
+                  if cursor.repos.get(repo_id) != h.sha or repo_id in cursor.waiting)
+    if todo:  # a few batched queries per tick, whatever the number of repos
+        known_models = set(instance.get_dynamic_partitions(model_partitions.name))
+        known_recipes = set(instance.get_dynamic_partitions(recipe_partitions.name))
+        base_ids = instance.get_latest_storage_id_by_partition(
+            BASE_MODEL, DagsterEventType.ASSET_MATERIALIZATION, partitions={t.model_key for _, t, _ in todo})
+    for repo_id, target, head in todo:
         model, sha = target.model_key, head.sha
-        if cursor.repos.get(repo_id) == sha and repo_id not in cursor.waiting:
-            continue  # nothing new
-        if not instance.has_dynamic_partition(model_partitions.name, model) and model not in new_models:
+        if model not in known_models and model not in new_models:
             new_models.append(model)
         for r in target.recipes:
-            if r not in new_recipes and not instance.has_dynamic_partition(recipe_partitions.name, r):
+            if r not in new_recipes and r not in known_recipes:
                 new_recipes.append(r)
-        state = base_state(instance, model)
+        if model not in base_ids and cursor.waiting.get(repo_id) == sha:
+            continue  # base run requested, nothing materialized yet
+        state = base_state(instance, model) if model in base_ids else BaseState(None, None, False)
         if state.revision != sha:
             if cursor.waiting.get(repo_id) != sha:
                 run_requests.append(RunRequest(
