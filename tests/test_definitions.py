@@ -68,7 +68,7 @@ def test_definitions_snapshot():
 
 def test_graph_shape():
     snap = graph_snapshot()["assets"]
-    assert snap["compressed_model"]["deps"] == ["base_model", "calibration_dataset"]
+    assert snap["compressed_model"]["deps"] == ["base_model", "calibration_dataset", "recipe"]
     assert snap["compressed_model"]["partitions"] == "multi(model:dynamic(models),recipe:dynamic(recipes))"
     assert snap["registry_entry"]["deps"] == ["evaluation_report", "hub_release"]
     assert {"loads_and_generates", "recovery_meets_threshold", "size_reduced"} <= set(snap["evaluation_report"]["checks"])
