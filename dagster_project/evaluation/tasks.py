@@ -29,8 +29,9 @@ TASK_SETS: dict[str, TaskSet] = {
     "demo": TaskSet(
         name="demo",
         offline=True,
-        # The demo model is tiny: INT4 costs it a few % where 7B+ models lose < 1 %.
-        recovery_threshold=90.0,
+        # Below RedHatAI's 99 %: INT4 RTN costs this tiny model ~0.6 % perplexity recovery; above 2-bit
+        # RTN's ~97 %, so a destructive recipe is refused (tests/evaluation/test_destructive_recipe.py).
+        recovery_threshold=98.0,
         tasks=(
             TaskSpec(name="dmc_jargon_ppl", primary_metric="word_perplexity"),
             TaskSpec(name="dmc_jargon_cloze", primary_metric="acc", chance=0.25),
