@@ -72,7 +72,10 @@ def plot_score_vs_size(points: list[dict], metric: str, title: str) -> bytes:
         ax.scatter(p["size_mb"], p["score"], s=40, color="#264653" if p.get("base") else "#2a9d8f")
         ax.annotate(p["label"], (p["size_mb"], p["score"]), textcoords="offset points", xytext=(4, 4), fontsize=7)
     ax.set_xlabel("weights size (MB)")
-    ax.set_ylabel(metric)
+    from dagster_project.evaluation.tasks import LOWER_IS_BETTER
+
+    better = "lower" if metric.split("/")[-1].split(",")[0] in LOWER_IS_BETTER else "higher"
+    ax.set_ylabel(f"{metric} ({better} is better)")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     return _png(fig)
