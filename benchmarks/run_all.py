@@ -89,7 +89,7 @@ def parse(bench: Bench, output: str) -> list[dict]:
                 title, n = m.group(1), m.group(2)
                 out.append({"name": f"lookup, {title}", "inputs": f"{n} versions", "worst": 0.0, "query": ""})
                 continue
-            m = re.match(r"(\S[\w ,=.-]*?)\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s*$", line)
+            m = re.match(r"(\S.*?)\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s*$", line)
             if m and out and title:
                 ratio = float(m.group(3))
                 if ratio >= out[-1]["worst"]:
@@ -161,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", default="", help="comma-separated keys: " + ",".join(b.key for b in BENCHES))
     p.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run; numbers are noisier)")
     p.add_argument("--no-write", action="store_true", help="print only; leave results.md and README.md alone")
+    p.add_argument("--from-logs", action="store_true",
+                   help="run nothing: rebuild the table from var/bench-logs/ (e.g. after re-running one benchmark)")
     args = p.parse_args(argv)
     only = {k for k in args.only.split(",") if k}
     unknown = only - {b.key for b in BENCHES}
@@ -173,12 +175,21 @@ def main(argv: list[str] | None = None) -> int:
     for bench in BENCHES:
         if only and bench.key not in only:
             continue
+        if args.from_logs:
+            log = log_dir / f"{bench.key}.log"
+            parsed = parse(bench, log.read_text()) if log.is_file() else []
+            rows += parsed or [{"name": bench.name, "inputs": "-", "measured": "no log" if not log.is_file()
+                                else "failed", "goal": bench.goal, "ratio": None, "ok": None if not log.is_file()
+                                else False}]
+            continue
         rows += run(bench, args.quick, log_dir)
     total = time.perf_counter() - started
     m = machine()
     when = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    tail = ("table rebuilt from the logs of the latest run of each benchmark" if args.from_logs else
+            f"whole run {total / 60:.1f} min{' (--quick)' if args.quick else ''}")
     header = (f"Measured {when} on {m['nproc']} CPUs ({m['cpu']}), {m['memory']} memory, Python {m['python']}, "
-              f"commit {m['commit']}; whole run {total / 60:.1f} min{' (--quick)' if args.quick else ''}.")
+              f"commit {m['commit']}; {tail}.")
     text = table(rows)
     print()
     print(header)
