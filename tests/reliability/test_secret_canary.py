@@ -102,8 +102,7 @@ def canary_run(demo_model, tmp_path_factory):
 def _instance(home: Path):
     from dagster import DagsterInstance
 
-    os.environ["DAGSTER_HOME"] = str(home)
-    return DagsterInstance.get()
+    return DagsterInstance.from_config(str(home))  # without touching $DAGSTER_HOME for other tests
 
 
 def _failing_runs(run: dict) -> list[str]:
