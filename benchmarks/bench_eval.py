@@ -1,6 +1,6 @@
 """Evaluation through Dagster vs a bare `lm_eval.simple_evaluate`, same model, tasks and process.
 
-    python benchmarks/bench_eval.py [--recipe w4a16-rtn] [--limit 40] [--repeats 2]
+    python benchmarks/bench_eval.py [--recipe w4a16-rtn] [--limit 0] [--repeats 2]
 
 Setup (not timed): a fresh DMC_VAR_DIR / DAGSTER_HOME, the demo model, its base evaluation and
 one compressed variant. Then, alternating, `repeats` times each:
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="demo-llama")
     p.add_argument("--recipe", default="w4a16-rtn")
-    p.add_argument("--limit", type=int, default=40, help="items per task, both sides (0 = all)")
+    p.add_argument("--limit", type=int, default=0, help="items per task, both sides (0 = all, the demo evaluation)")
     p.add_argument("--repeats", type=int, default=2)
     args = p.parse_args(argv)
 
