@@ -5,11 +5,11 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from dagster import AssetExecutionContext, DataVersion, MaterializeResult, MetadataValue, asset
 
+from dagster_project.atomic import atomic_directory
 from dagster_project.catalog import REVISION_TAG, ModelSource, resolve_model
 from dagster_project.partitions import model_partitions
 from dagster_project.resources.artifact_store import ArtifactStore
@@ -70,15 +70,9 @@ def _fetch(context, source: ModelSource, hub: HuggingFaceHubResource, layout) ->
     target = layout.base_dir(source.key, revision)
     if not (target / "config.json").is_file():
         context.log.info(f"downloading {source.repo_id}@{revision}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{revision[:12]}-", dir=target.parent))
-        try:
+        with atomic_directory(target, replace=True) as tmp:
             hub.snapshot(source.repo_id, revision, tmp)
             shutil.rmtree(tmp / ".cache", ignore_errors=True)
-            os.replace(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
     return target, revision
 
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from dagster_project.atomic import atomic_directory
 from dagster_project.settings import PACKAGE_DATA
 
 DEFAULT_SOURCE = str(PACKAGE_DATA / "calibration" / "jargon-calibration.jsonl")
@@ -70,9 +69,7 @@ def build_calibration(spec: CalibrationSpec, tokenizer_dir: Path, output_root: P
     )
     if (target / "dmc_calibration.json").exists():
         return result  # same content already saved
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{digest}-", dir=target.parent))
-    try:
+    with atomic_directory(target) as tmp:
         ds = Dataset.from_dict({"input_ids": input_ids, "attention_mask": [[1] * len(i) for i in input_ids]})
         ds.save_to_disk(str(tmp / "data"))
         # Flatten: callers load the folder itself.
@@ -80,13 +77,6 @@ def build_calibration(spec: CalibrationSpec, tokenizer_dir: Path, output_root: P
             os.replace(item, tmp / item.name)
         (tmp / "data").rmdir()
         (tmp / "dmc_calibration.json").write_text(json.dumps(asdict(result), indent=2))
-        if target.exists():
-            shutil.rmtree(tmp)
-        else:
-            os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return result
 
 

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Callable
 
+from dagster_project.atomic import atomic_directory
 from dagster_project.compression.recipes import RecipeError, ResolvedRecipe
 
 RECIPE_FILENAME = "recipe.yaml"
@@ -72,25 +71,11 @@ def compress(
     if recipe.calibrated and calibration_dir is None:
         raise RecipeError(f"recipe {recipe.name!r} needs calibration data but no calibration dataset was given")
     base_dir, output_dir = Path(base_dir), Path(output_dir)
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{output_dir.name}-", dir=output_dir.parent))
-    try:
+    with atomic_directory(output_dir, replace=True) as tmp:
         result = _run_oneshot(base_dir, recipe, tmp, calibration_dir, device, log)
         result.path = str(output_dir)
         (tmp / MANIFEST_FILENAME).write_text(json.dumps({**asdict(result), **(manifest_extra or {})}, indent=2))
-        if output_dir.exists():
-            # Move the old variant aside first so the swap never leaves nothing in place.
-            old = output_dir.with_name(f".old-{output_dir.name}-{os.getpid()}")
-            os.replace(output_dir, old)
-            os.replace(tmp, output_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, output_dir)
-        return result
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
+    return result
 
 def _run_oneshot(base_dir, recipe, out, calibration_dir, device, log) -> CompressionResult:
     import psutil

@@ -10,14 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
+from dagster_project.atomic import atomic_directory
 from dagster_project.demo import corpus
 from dagster_project.settings import cache_dir
 
@@ -125,9 +123,7 @@ def build_demo_model(
         parameters=sum(p.numel() for p in model.parameters()),
     )
     # Write beside the target and rename: an interrupted build never leaves a half model.
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=target.parent))
-    try:
+    with atomic_directory(target) as tmp:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
@@ -136,13 +132,6 @@ def build_demo_model(
             "Weights trained on The Jargon File 4.4.7 (public domain). Released under Apache-2.0.\n"
         )
         (tmp / "demo_model_report.json").write_text(json.dumps(asdict(report), indent=2))
-        if target.exists():  # a concurrent build won the race; keep theirs
-            shutil.rmtree(tmp)
-        else:
-            os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return report
 
 

@@ -8,7 +8,6 @@ the Materialize dialog and waits for the run to succeed.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
