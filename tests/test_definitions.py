@@ -28,7 +28,7 @@ def graph_snapshot() -> dict:
             "partitions": _partitions(node.partitions_def),
             "kinds": sorted(node.kinds),
             "pools": sorted(node.pools) if getattr(node, "pools", None) else [],
-            "automation_condition": node.automation_condition.get_label() if node.automation_condition else None,
+            "automation_condition": _condition(node.automation_condition),
             "checks": sorted(c.name for c in node.check_keys),
         }
         assets[key.to_user_string()] = spec
@@ -44,6 +44,13 @@ def graph_snapshot() -> dict:
         "jobs": sorted(j.name for j in repo.get_all_jobs() if not j.name.startswith("__")),
         "resources": sorted(defs.resources or {}),
     }
+
+
+def _condition(condition) -> str | None:
+    if condition is None:
+        return None
+    cron = getattr(condition, "cron_schedule", None)
+    return condition.get_label() or (f"{type(condition).__name__}({cron})" if cron else type(condition).__name__)
 
 
 def _partitions(pdef) -> str | None:
