@@ -276,9 +276,8 @@ def evaluation_report(
 
 
 def _report_for(context, artifacts: ArtifactStore) -> dict | None:
-    keys = context.partition_key.keys_by_dimension if hasattr(context, "partition_key") else None
-    layout = layout_for(artifacts)
-    path = layout.variant_dir(keys["model"], keys["recipe"]) / EVALUATION_FILENAME
+    keys = context.partition_key.keys_by_dimension
+    path = layout_for(artifacts).variant_dir(keys["model"], keys["recipe"]) / EVALUATION_FILENAME
     return json.loads(path.read_text()) if path.is_file() else None
 
 

@@ -70,6 +70,23 @@ LEFT JOIN artifacts a ON a.version_id = v.id
 """
 
 
+def _enable_wal(con: sqlite3.Connection, attempts: int = 100) -> None:
+    """Switching to WAL takes an exclusive lock and SQLite does not wait on a busy handler for it:
+    two processes opening a new registry at once get "database is locked". Retry, bounded (~10 s)."""
+    import time
+
+    for attempt in range(attempts):
+        try:
+            if con.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+                return
+            con.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.1)
+
+
 class LocalRegistry(RegistryBackend):
     """SQLite-backed registry; safe across threads and processes (WAL + IMMEDIATE transactions)."""
 
@@ -89,7 +106,7 @@ class LocalRegistry(RegistryBackend):
         if con is None:
             try:
                 con = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=True)
-                con.execute("PRAGMA journal_mode=WAL")
+                _enable_wal(con)
                 con.execute("PRAGMA synchronous=NORMAL")
                 con.execute("PRAGMA foreign_keys=ON")
             except sqlite3.Error as exc:
