@@ -95,7 +95,9 @@ class FaultProxy:
         self.hold_timeout = hold_timeout
         self._host, self._port = host, port
         self._lock = threading.Lock()
-        self._log: list[ProxyEvent] = []
+        self._log: list[tuple[int, ProxyEvent]] = []  # (arrival order, event): kept in arrival order
+        self._arrivals = 0
+        self._request = threading.local()  # the arrival number of the request this thread handles
         self.faults_injected = 0
         self.held = threading.Event()
         self._release = threading.Event()
@@ -152,15 +154,18 @@ class FaultProxy:
     @property
     def log(self) -> list[ProxyEvent]:
         with self._lock:
-            return list(self._log)
+            return [event for _, event in sorted(self._log, key=lambda item: item[0])]
 
     def count(self, action: str | None = None) -> int:
         with self._lock:
-            return sum(1 for e in self._log if action is None or e.action == action)
+            return sum(1 for _, e in self._log if action is None or e.action == action)
 
     # ------------------------------------------------------------------ internals
     def _next_action(self, method: str, path: str) -> tuple[str, float]:
         with self._lock:
+            # Responses finish out of order on the threaded server; the log follows arrival order.
+            self._request.arrival = self._arrivals
+            self._arrivals += 1
             eligible = (self.path_contains is None or self.path_contains in path) and (
                 self.methods is None or method in self.methods
             )
@@ -175,7 +180,7 @@ class FaultProxy:
 
     def _record(self, event: ProxyEvent) -> None:
         with self._lock:
-            self._log.append(event)
+            self._log.append((getattr(self._request, "arrival", len(self._log)), event))
 
 
 class _Handler(BaseHTTPRequestHandler):
