@@ -42,3 +42,21 @@ def dagster_instance(project_state):
 
     with DagsterInstance.get() as instance:
         yield instance
+
+
+@pytest.fixture
+def hf_isolated(tmp_path, monkeypatch):
+    """No ambient token, a private cache, and client requests allowed even under HF_HUB_OFFLINE=1."""
+    from huggingface_hub import constants
+
+    from dagster_project.testing import hub_client_online
+
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+    monkeypatch.delenv("HF_ENDPOINT", raising=False)
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
+    monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(tmp_path / "no-stored-tokens"))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_IMPLICIT_TOKEN", True)
+    with hub_client_online():
+        yield tmp_path / "hf-cache"

@@ -8,22 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dagster_project.testing import HubServer, hub_client_online
-
-
-@pytest.fixture
-def hf_isolated(tmp_path, monkeypatch):
-    """No ambient token, a private cache, and client requests allowed even under HF_HUB_OFFLINE=1."""
-    from huggingface_hub import constants
-
-    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
-    monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(tmp_path / "no-stored-tokens"))
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
-    monkeypatch.setattr(constants, "HF_HUB_DISABLE_IMPLICIT_TOKEN", True)
-    with hub_client_online():
-        yield tmp_path / "hf-cache"
+from dagster_project.testing import HubServer
 
 
 @pytest.fixture

@@ -101,18 +101,11 @@ def test_filters_are_exact_over_1000_versions(tmp_path):
 
 
 @pytest.fixture
-def hub_200(tmp_path, monkeypatch):
-    from huggingface_hub import constants
+def hub_200(tmp_path, hf_isolated):
+    from dagster_project.testing import HubServer
 
-    from dagster_project.testing import HubServer, hub_client_online
-
-    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
-    monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(tmp_path / "no-stored-tokens"))
-    monkeypatch.setattr(constants, "HF_HUB_DISABLE_IMPLICIT_TOKEN", True)
     files = {"config.json": json.dumps({"architectures": ["LlamaForCausalLM"]}), "model.safetensors": b"\0" * 64}
-    with HubServer(tmp_path / "hub", page_size=50) as hub, hub_client_online():
+    with HubServer(tmp_path / "hub", page_size=50) as hub:
         repos = [f"org{i % 10}/model-{i:03d}" for i in range(200)]
         shas = {r: hub.add_model(r, files) for r in repos}
         yield hub, shas
