@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 EXTRAS ?= compress,eval,k8s,dev
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: install demo test ui bench lookup clean images k8s-up k8s-down k8s-test
+.PHONY: install demo test ui bench lookup clean images k8s-up k8s-down k8s-test k8s-e2e
 
 install: $(VENV)/.installed
 
@@ -43,6 +43,9 @@ k8s-down:              ## stop that cluster (no process left behind)
 
 k8s-test: install      ## the real scheduler places GPU step pods only with their toleration
 	$(BIN)/python -m pytest tests/k8s -x -q
+
+k8s-e2e: install      ## the demo graph as pods on that cluster (needs `make images`); tears it all down
+	$(BIN)/python scripts/k8s/e2e.py
 
 clean:
 	rm -rf var .pytest_cache
