@@ -10,8 +10,11 @@ cd "$(dirname "$0")/../.."
 DOCKER=/usr/bin/docker
 DOCKER_HOST="${DOCKER_HOST:-$(bash scripts/images/dockerd.sh start)}"; export DOCKER_HOST
 kind="$1"; image="$2"
-names=()
-cleanup() { for n in "${names[@]}"; do "$DOCKER" rm -f "$n" >/dev/null 2>&1 || true; done; }
+names=(); cleanup_dirs=()
+cleanup() {
+  for n in "${names[@]}"; do "$DOCKER" rm -f "$n" >/dev/null 2>&1 || true; done
+  rm -rf "${cleanup_dirs[@]}"
+}
 trap cleanup EXIT
 
 smoke_compress() {
@@ -34,11 +37,14 @@ smoke_compress() {
   "$DOCKER" rm -f "$name" >/dev/null
 
   local model out
-  model="$(.venv/bin/python -c 'from dagster_project.demo.model import build_demo_model as b; print(b(log=lambda m: None).path)')"
-  out="$(mktemp -d)"; chmod 0777 "$out"
+  # The demo model (`make demo` builds and caches it); DMC_SMOKE_MODEL: any other HF model folder.
+  model="${DMC_SMOKE_MODEL:-$(.venv/bin/python -c 'from dagster_project.demo.model import build_demo_model as b; print(b(log=lambda m: None).path)')}"
+  out="$(mktemp -d)"; chmod 0777 "$out"; cleanup_dirs+=("$out")
+  # The image runs as uid 1001 (OpenShift-style): mount a world-readable copy of the model.
+  cp -r "$model" "$out/model"; chmod -R a+rX "$out/model"
   echo "-- $image: compress the demo model ($model) with w4a16-rtn"
   t0=$(date +%s)
-  "$DOCKER" run --rm --network host -e HF_HUB_OFFLINE=1 -v "$model:/models/demo:ro" -v "$out:/out" \
+  "$DOCKER" run --rm --network host -e HF_HUB_OFFLINE=1 -v "$out/model:/models/demo:ro" -v "$out:/out" \
     "$image" python -c '
 import json
 from pathlib import Path
@@ -48,17 +54,17 @@ arch = json.loads(Path("/models/demo/config.json").read_text())["architectures"]
 r = compress(Path("/models/demo"), resolve_builtin("w4a16-rtn", arch), Path("/out/w4a16-rtn"), log=lambda m: None)
 print("   variant", r.path, "scheme", r.scheme if hasattr(r, "scheme") else "?")
 '
-  python3 - "$out/w4a16-rtn" <<'PY'
+  .venv/bin/python - "$out/w4a16-rtn" <<'PY'
 import json, pathlib, sys
+from dagster_project.compression.oneshot_runner import is_complete_variant
 d = pathlib.Path(sys.argv[1])
+assert is_complete_variant(d), f"{d}: no completion manifest"
 cfg = json.loads((d / "config.json").read_text())
 q = cfg.get("quantization_config") or sys.exit(f"{d}: no quantization_config in config.json")
 assert any(d.glob("*.safetensors")), f"{d}: no weights"
-assert (d / "compression_manifest.json").exists() or any(d.glob("*manifest*")), f"{d}: no manifest"
 print("   quantization_config:", q.get("quant_method"), q.get("format"))
 PY
   echo "   compressed in $(( $(date +%s) - t0 )) s"
-  rm -rf "$out"
 }
 
 smoke_eval() {
