@@ -20,6 +20,9 @@ if [ -x scripts/install_chromium.sh ] || [ -f scripts/install_chromium.sh ]; the
   bash scripts/install_chromium.sh
 fi
 
+echo "== Kubernetes binaries for tests/k8s (built from the k8s.io/kubernetes Go module, cached) =="
+bash scripts/k8s/build_kubernetes.sh
+
 echo "== pytest =="
 set +e
 "$PY" -m pytest "$@"
