@@ -199,11 +199,38 @@ class E2E:
         (home / "dagster.yaml").write_text(self.instance_yaml(pg_port, in_cluster=False))
         self.kubectl("-n", NS, "create", "configmap", "dagster-instance",
                      f"--from-literal=dagster.yaml={self.instance_yaml(pg_port, in_cluster=True)}")
+        # The code location runs in the image, as the chart's user deployment: runs launched from
+        # it carry the image's Python and DAGSTER_CURRENT_IMAGE.
+        grpc = free_port()
+        code_server = {
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "model-compression-code-server", "labels": {"app": "dmc-code-server"}},
+            "spec": {"hostNetwork": True, "dnsPolicy": "ClusterFirstWithHostNet",
+                     "serviceAccountName": "dmc-runner",
+                     "containers": [{
+                         "name": "code-server", "image": self.image, "imagePullPolicy": "Never",
+                         "args": ["dagster", "code-server", "start", "-h", "127.0.0.1", "-p", str(grpc),
+                                  "-m", "dagster_project.definitions"],
+                         "env": [{"name": "DAGSTER_CURRENT_IMAGE", "value": self.image}],
+                         "envFrom": [{"configMapRef": {"name": "dmc-env"}}],
+                         "volumeMounts": [{"name": "models", "mountPath": "/models"},
+                                          {"name": "dmc-catalog", "mountPath": "/etc/dmc", "readOnly": True}]}],
+                     "volumes": [{"name": "models", "persistentVolumeClaim": {"claimName": "dmc-models"}},
+                                 {"name": "dmc-catalog", "configMap": {"name": "dmc-catalog"}}]},
+        }
+        self.kubectl("-n", NS, "apply", "-f", "-", input=json.dumps(code_server))
+        self.kubectl("-n", NS, "wait", "--for=condition=Ready", "pod/model-compression-code-server",
+                     "--timeout=600s")
+        workspace = self.state / "workspace.yaml"
+        workspace.write_text(json.dumps({"load_from": [{"grpc_server": {
+            "host": "127.0.0.1", "port": grpc, "location_name": "model-compression"}}]}))
+        wait("code server gRPC", lambda: run([str(ROOT / ".venv/bin/dagster"), "api", "grpc-health-check",
+                                             "-p", str(grpc)], check=False).returncode == 0, 600, every=3)
         port = free_port()
         env = {**os.environ, "DAGSTER_HOME": str(home), **self.chart_env()}
         for cmd in ([str(ROOT / ".venv/bin/dagster-webserver"), "-h", "127.0.0.1", "-p", str(port),
-                     "-m", "dagster_project.definitions"],
-                    [str(ROOT / ".venv/bin/dagster-daemon"), "run", "-m", "dagster_project.definitions"]):
+                     "-w", str(workspace)],
+                    [str(ROOT / ".venv/bin/dagster-daemon"), "run", "-w", str(workspace)]):
             logf = open(self.state / f"{Path(cmd[0]).name}.log", "w")
             self.procs.append(subprocess.Popen(cmd, env=env, stdout=logf, stderr=subprocess.STDOUT,
                                                cwd=ROOT, start_new_session=True))
@@ -258,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--state", default=f"/tmp/dmc-k8s-e2e-{os.getuid()}")
     ap.add_argument("--keep", action="store_true", help="leave everything running (debugging)")
     args = ap.parse_args(argv)
+    # `timeout` / Ctrl-C still tear everything down (finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     state = Path(args.state)
     shutil.rmtree(state, ignore_errors=True)
     state.mkdir(parents=True)
