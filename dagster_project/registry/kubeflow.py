@@ -292,7 +292,9 @@ class KubeflowRegistry(RegistryBackend):
                 uri=record.uri,
                 description=record.description or None,
                 model_format_name=record.model_format_name,
-                model_format_version=record.model_format_version,
+                model_format_version=record.model_format_version or None,
+                storage_key=record.storage_key or None,
+                storage_path=_storage_path(record.uri),
                 model_source_kind=SOURCE_KIND,
                 model_source_class=record.source_class or None,
                 model_source_group=record.source_group or None,
@@ -481,6 +483,16 @@ def _published_from_json(model_name: str, mv: dict, art: dict | None) -> Publish
         source_id=art.get("modelSourceId") or "",
         source_name=art.get("modelSourceName") or "",
     )
+
+
+def _storage_path(uri: str) -> str | None:
+    """The path inside the bucket / claim, which the dashboard's Deploy form pre-fills."""
+    from .serving import storage_fields
+
+    try:
+        return storage_fields(uri)[1] or None
+    except RegistryError:
+        return None  # a local file: not deployable, no storage path
 
 
 def _quote(value: str) -> str:
