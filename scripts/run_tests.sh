@@ -20,6 +20,9 @@ if [ -x scripts/install_chromium.sh ] || [ -f scripts/install_chromium.sh ]; the
   bash scripts/install_chromium.sh
 fi
 
+echo "== BuildKit Dockerfile parser check (Go, cached) =="
+bash scripts/build_dockerfile_lint.sh
+
 echo "== pytest =="
 set +e
 "$PY" -m pytest "$@"
