@@ -50,6 +50,8 @@ BENCHES = [
     Bench("lookup", "bench_lookup.py", "lookup over 1,000 versions (median / 50 ms)", "<= 1.0",
           (), ("--remote-versions", "200", "--repeats", "5"), 420),
     Bench("sensor", "bench_sensor.py", "sensor tick over 200 watched repos", "<= 1.0", (), (), 300),
+    Bench("graph", "bench_graph.py", "whole demo graph vs bare tools", "<= 1.15",
+          (), ("--recipes", "w4a16-rtn"), 1800),
     Bench("backfill", "bench_backfill.py", "backfill: model x recipes, pool 2 vs 1", "<= 0.8",
           (), ("--recipes", "w4a16-rtn,w8a16-rtn"), 1800),
 ]
