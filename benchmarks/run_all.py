@@ -50,6 +50,8 @@ BENCHES = [
     Bench("lookup", "bench_lookup.py", "lookup over 1,000 versions (median / 50 ms)", "<= 1.0",
           (), ("--remote-versions", "200", "--repeats", "5"), 420),
     Bench("sensor", "bench_sensor.py", "sensor tick over 200 watched repos", "<= 1.0", (), (), 300),
+    Bench("test-goals", "bench_test_goals.py", "speed goals moved out of the tests", "<= 1.0",
+          (), ("--partitions", "10"), 600),
 ]
 
 
