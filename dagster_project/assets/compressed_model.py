@@ -92,6 +92,8 @@ def compressed_model(
             "reused_existing": MetadataValue.bool(reused),
             "wall_seconds": MetadataValue.float(manifest["wall_seconds"]),
             "peak_rss_mb": MetadataValue.float(manifest["peak_rss_mb"]),
+            **({"peak_rss_increase_mb": MetadataValue.float(manifest["peak_rss_increase_mb"])}
+               if "peak_rss_increase_mb" in manifest else {}),  # absent from variants made before it was measured
             **({"peak_gpu_mb": MetadataValue.float(manifest["peak_gpu_mb"])} if manifest.get("peak_gpu_mb") else {}),
             "size_mb": MetadataValue.float(round(manifest["size_bytes"] / 2**20, 3)),
             "base_size_mb": MetadataValue.float(round(manifest["base_size_bytes"] / 2**20, 3)),

@@ -162,7 +162,11 @@ def test_vllm_backend_through_pipes_end_to_end(demo_model, project_state, dagste
     assert report["eval"]["backend"] == "vllm"
     tasks = {(r["task"], r["metric"]) for r in report["recoveries"]}
     assert {("dmc_jargon_ppl", "word_perplexity"), ("dmc_jargon_cloze", "acc")} <= tasks
-    assert report["average_recovery"] is not None and report["average_recovery"] > 50
+    # INT8 weights barely move a model: perplexity within 1 %, the average at or above the 98 % demo bar.
+    by_task = {(r["task"], r["metric"]): r["recovery_pct"] for r in report["recoveries"]}
+    print("W8A16 through the vLLM path:", report["average_recovery"], by_task)
+    assert by_task[("dmc_jargon_ppl", "word_perplexity")] >= 99.0, by_task
+    assert report["average_recovery"] is not None and report["average_recovery"] >= 98.0, by_task
     assert report["speed"]["new_tokens"] >= 1 and report["approval"]["checks"]["loads_and_generates"]["passed"]
     raw = read(vdir / "lm_eval_results.json")  # the runner's own results, stored with the variant
     assert raw["config"]["model"] == "vllm" and "dmc_jargon_cloze" in raw["results"]
