@@ -102,6 +102,7 @@ def _run_evaluation(context, config: EvaluationConfig, pipes_subprocess, model_p
     """(EvalResult, speed dict) with the configured backend. The raw lm-eval results land in `results_path`."""
     from dagster_project.assets.base_model import write_json_atomic
     from dagster_project.evaluation.speed import measure_generation
+    from dagster_project.evaluation.tasks import add_derived_scores
 
     include = _include_path(config)
     if config.backend == "vllm":
@@ -115,7 +116,7 @@ def _run_evaluation(context, config: EvaluationConfig, pipes_subprocess, model_p
             include_paths=[str(task_dir), *([include] if include else [])], limit=_limit(config),
             settings=_vllm_settings(config),
         )
-        return result, speed
+        return add_derived_scores(result, model_path, _limit(config)), speed
     from dagster_project.evaluation.hf_eval import evaluate_hf
 
     speed = asdict(measure_generation(model_path, device=device))
@@ -123,7 +124,7 @@ def _run_evaluation(context, config: EvaluationConfig, pipes_subprocess, model_p
                          limit=_limit(config))
     write_json_atomic(results_path, {"results": result.raw, "backend": "hf", "lm_eval_version": result.lm_eval_version,
                                      "eval_seconds": result.eval_seconds, "model_path": str(model_path)})
-    return result, speed
+    return add_derived_scores(result, model_path, _limit(config)), speed
 
 
 @asset(

@@ -141,7 +141,7 @@ def test_vllm_backend_through_pipes_end_to_end(demo_model, project_state, dagste
     cfg = eval_run_config(backend="vllm", limit=12)
     res = materialize_assets(dagster_instance, [d.base_model, d.base_evaluation], model, cfg)
     logs = _events_text(dagster_instance, res.run_id)
-    assert "model loaded in" in logs and "dmc_jargon_cloze: acc,none=" in logs  # streamed through Pipes
+    assert "model loaded in" in logs and "dmc_jargon_lastword: acc,none=" in logs  # streamed through Pipes
     rec = read(fake_vllm)
     assert rec["model"] == "vllm"
     assert rec["model_args"].endswith(",dtype=bfloat16,max_model_len=4096,gpu_memory_utilization=0.8,"
@@ -161,15 +161,15 @@ def test_vllm_backend_through_pipes_end_to_end(demo_model, project_state, dagste
     assert report["backend"] == "vllm" and report["limit"] == 12
     assert report["eval"]["backend"] == "vllm"
     tasks = {(r["task"], r["metric"]) for r in report["recoveries"]}
-    assert {("dmc_jargon_ppl", "word_perplexity"), ("dmc_jargon_cloze", "acc")} <= tasks
+    assert {("dmc_jargon_ppl", "token_perplexity"), ("dmc_jargon_lastword", "acc")} <= tasks
     # INT8 weights barely move a model: perplexity within 1 %, the average at or above the 98 % demo bar.
     by_task = {(r["task"], r["metric"]): r["recovery_pct"] for r in report["recoveries"]}
     print("W8A16 through the vLLM path:", report["average_recovery"], by_task)
-    assert by_task[("dmc_jargon_ppl", "word_perplexity")] >= 99.0, by_task
+    assert by_task[("dmc_jargon_ppl", "token_perplexity")] >= 99.0, by_task
     assert report["average_recovery"] is not None and report["average_recovery"] >= 98.0, by_task
     assert report["speed"]["new_tokens"] >= 1 and report["approval"]["checks"]["loads_and_generates"]["passed"]
     raw = read(vdir / "lm_eval_results.json")  # the runner's own results, stored with the variant
-    assert raw["config"]["model"] == "vllm" and "dmc_jargon_cloze" in raw["results"]
+    assert raw["config"]["model"] == "vllm" and "dmc_jargon_lastword" in raw["results"]
     assert raw["n-shot"] and raw["versions"]
     base_files = list((project_state / "artifacts/models" / model / "base_eval").glob("*-vllm*.lm_eval.json"))
     assert len(base_files) == 1

@@ -1,8 +1,9 @@
 """The Dagster UI in a real browser: Debian's chromium driven by Playwright (never `playwright install`).
 
 Starts `dagster-webserver` and `dagster-daemon` on the repository's workspace.yaml over an isolated
-DAGSTER_HOME, checks the asset graph shows every asset, launches base_model[demo-llama] through
-the Materialize dialog and waits for the run to succeed.
+DAGSTER_HOME, checks the asset graph shows every asset, then materializes the whole graph for one
+model from the lineage page — selection `key:"base_model"+`, *Materialize all…*, partition
+demo-llama, *Launch backfill* — and waits for the variant's Model Registry entry.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ ASSETS = ["base_model", "calibration_dataset", "compressed_model", "base_evaluat
           "model_comparison", "hub_release", "registry_entry"]
 GROUPS = ["compression", "evaluation", "models", "publication"]
 MODEL = "demo-llama"
+RECIPE = "w8a16-rtn"  # data-free and near lossless: approved, so it reaches the registry
 
 pytestmark = pytest.mark.browser
 
@@ -46,7 +48,19 @@ def _require_browser():
 
 
 @pytest.fixture
-def dagster_ui(project_state, demo_model, tmp_path):
+def one_recipe(project_state, tmp_path, monkeypatch):
+    """The catalog the UI's processes see: demo-llama with one recipe (the catalog sensor adds no
+    others), and evaluation capped at 200 items per task to keep the browser test short."""
+    catalog = tmp_path / "models.yaml"
+    catalog.write_text(f"models:\n  - key: {MODEL}\n    source: demo\n    task_set: demo\n"
+                       f"    recipes: [{RECIPE}]\n")
+    monkeypatch.setenv("DMC_MODELS_FILE", str(catalog))
+    monkeypatch.setenv("DMC_EVAL_LIMIT", "200")
+    return catalog
+
+
+@pytest.fixture
+def dagster_ui(project_state, demo_model, one_recipe, tmp_path):
     """webserver + daemon over the test's DAGSTER_HOME; yields the base URL."""
     bin_dir = Path(sys.executable).parent
     port = _free_port()
@@ -89,20 +103,23 @@ def dagster_ui(project_state, demo_model, tmp_path):
             log.close()
 
 
-def test_materialize_demo_base_model_from_the_ui(dagster_ui, project_state, tmp_path):
+def test_materialize_the_whole_graph_for_one_model_from_the_ui(dagster_ui, project_state, tmp_path):
     _require_browser()
-    from dagster import AssetKey, DagsterInstance, DagsterRunStatus
+    from dagster import AssetKey, DagsterInstance
+    from dagster._core.execution.backfill import BulkActionStatus
     from playwright.sync_api import sync_playwright
+
+    from dagster_project.registry import open_registry
 
     # The partitions (the catalog sensor adds the same ones once the daemon ticks).
     with DagsterInstance.get() as instance:
         instance.add_dynamic_partitions("models", [MODEL])
-        instance.add_dynamic_partitions("recipes", ["w4a16-rtn", "w8a16-rtn"])
+        instance.add_dynamic_partitions("recipes", [RECIPE])
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
-        page.set_default_timeout(30_000)
+        page.set_default_timeout(60_000)
         try:
             # 1. the asset graph shows every asset (groups expanded in its sidebar)
             page.goto(f"{dagster_ui}/asset-groups", wait_until="networkidle")
@@ -115,31 +132,19 @@ def test_materialize_demo_base_model_from_the_ui(dagster_ui, project_state, tmp_
             for asset in ASSETS:
                 page.get_by_text(asset, exact=True).first.wait_for()
 
-            # 2. Materialize → pick the partition → Launch
-            page.goto(f"{dagster_ui}/assets/base_model", wait_until="networkidle")
-            _dismiss_community_modal(page)
-            page.get_by_role("button", name="Materialize…").click()
-            page.get_by_text("Select a partition or create one").click()
-            page.get_by_text(MODEL, exact=True).first.click()
+            # 2. select base_model and everything downstream of it, Materialize all → one model → Launch backfill
+            page.locator(".CodeMirror").first.click()
+            page.keyboard.type('key:"base_model"+')
+            page.keyboard.press("Enter")
+            page.get_by_role("button", name="Materialize all…").click()
+            dialog = page.get_by_role("dialog")
+            dialog.get_by_text("Launch runs to materialize 8 assets").wait_for()  # the whole graph
+            dialog.get_by_text("Select a partition or create one").click()
+            page.get_by_text(MODEL, exact=True).last.click()
             page.keyboard.press("Escape")
-            page.get_by_role("button", name="Launch 1 run").click()
-            page.get_by_role("button", name="Launch 1 run").wait_for(state="detached")  # dialog closed
-            page.wait_for_load_state("networkidle")
+            page.get_by_role("button", name="Launch backfill").click()
+            page.get_by_role("button", name="Launch backfill").wait_for(state="detached")  # dialog closed
             page.screenshot(path=str(tmp_path / "launched.png"))
-
-            # 3. the run appears in the runs list and succeeds
-            deadline = time.monotonic() + 240
-            while True:
-                page.goto(f"{dagster_ui}/runs", wait_until="networkidle")
-                body = page.inner_text("body")
-                if "Success" in body and "base_model" in body:
-                    break
-                if "Failure" in body:
-                    raise AssertionError("the run failed in the UI")
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"no successful run after 240 s; runs page says:\n{body[-2000:]}")
-                page.wait_for_timeout(3000)
-            page.screenshot(path=str(tmp_path / "runs.png"))
         except BaseException:
             page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
             print(f"screenshot: {tmp_path / 'failure.png'}; logs: {tmp_path}/webserver.log, daemon.log")
@@ -147,17 +152,34 @@ def test_materialize_demo_base_model_from_the_ui(dagster_ui, project_state, tmp_
         finally:
             browser.close()
 
+    # 3. the backfill runs base → calibration → base evaluation → variant → evaluation → checks →
+    #    publication; wait for the variant's registry entry
     with DagsterInstance.get() as instance:
-        runs = instance.get_runs()
-        assert [r.status for r in runs] == [DagsterRunStatus.SUCCESS]
-        assert runs[0].tags.get("dagster/partition") == MODEL
-        assert MODEL in instance.get_materialized_partitions(AssetKey("base_model"))
+        [backfill] = instance.get_backfills()
+        deadline = time.monotonic() + 1500
+        while True:
+            versions = [v for v in open_registry().list_versions()
+                        if v.properties.get("base_model") == MODEL and v.properties.get("recipe") == RECIPE]
+            status = instance.get_backfill(backfill.backfill_id).status
+            if versions and status != BulkActionStatus.REQUESTED:
+                break
+            assert status in (BulkActionStatus.REQUESTED, BulkActionStatus.COMPLETED_SUCCESS), (
+                f"backfill {status}: {(tmp_path / 'daemon.log').read_text()[-3000:]}")
+            assert time.monotonic() < deadline, f"no registry entry after 25 min (backfill {status})"
+            time.sleep(5)
+        assert status == BulkActionStatus.COMPLETED_SUCCESS
+        for asset, partition in [("base_model", MODEL), ("calibration_dataset", MODEL), ("base_evaluation", MODEL),
+                                 ("compressed_model", f"{MODEL}|{RECIPE}"), ("evaluation_report", f"{MODEL}|{RECIPE}"),
+                                 ("registry_entry", f"{MODEL}|{RECIPE}"), ("model_comparison", MODEL)]:
+            assert partition in instance.get_materialized_partitions(AssetKey(asset)), asset
+    [version] = versions
+    assert version.source_kind == "dagster" and float(version.properties["recovery_avg"]) >= 0
 
 
 def _dismiss_community_modal(page):
     skip = page.get_by_role("button", name="Skip")
     try:
-        skip.wait_for(timeout=2500)
+        skip.wait_for(timeout=15_000)  # it appears a few seconds after the page settles
     except Exception:
         return
     skip.click()
