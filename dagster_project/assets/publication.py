@@ -114,7 +114,7 @@ def registry_entry(
         source_name=f"{context.asset_key.to_user_string()}[{context.partition_key}]",
         approved=True,
     )
-    published = registry.open().publish(record)
+    published = publish_or_fail(registry, record)
     return MaterializeResult(metadata={
         "registered_model": published.model_name,
         "model_version": published.version_name,
@@ -123,6 +123,21 @@ def registry_entry(
         "registry": registry.url or "local",
         **({"hub_commit": hub_info["commit_sha"]} if hub_info.get("published") else {}),
     })
+
+
+def publish_or_fail(registry: ModelRegistryResource, record):
+    """Publish; a registry failure becomes one clear line in the UI (URL, what came back, likely
+    cause) instead of a client traceback."""
+    from dagster import Failure
+
+    from dagster_project.registry import RegistryError
+
+    try:
+        with registry.open() as reg:
+            return reg.publish(record)
+    except RegistryError as exc:
+        raise Failure(description=f"{type(exc).__name__}: {exc}".replace("\n", " "),
+                      metadata={"registry": registry.url or os.environ.get("DMC_REGISTRY_URL") or "local"}) from None
 
 
 def lineage_properties(context, model_key, recipe_key, variant, report, base, hub_info) -> dict[str, str]:

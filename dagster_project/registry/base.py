@@ -20,7 +20,12 @@ class RegistryAuthError(RegistryError):
 
 
 class RegistryUnavailable(RegistryError):
-    """The registry could not be reached (after bounded retries)."""
+    """The registry could not be reached, or answered 5xx (after bounded retries)."""
+
+
+class RegistryEndpointError(RegistryError):
+    """The URL does not serve a registry API we speak: 404 on every API version, an HTML page, an
+    empty or non-JSON body. Not retried: the URL, token or API version has to change."""
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
-"""Kubeflow / RHOAI Model Registry backend over the unmodified `model-registry==0.3.18` client.
+"""Kubeflow / RHOAI Model Registry backend over the `model-registry==0.3.18` client.
 
-Publication is check-then-create per object (RegisteredModel -> ModelVersion -> ModelArtifact)
+The REST API version (v1alpha3 on every GA RHOAI release, v1 upstream >= 0.3.15) is detected once
+per connection and the client's route prefix follows it (see kubeflow_api). Publication is check-then-create per object (RegisteredModel -> ModelVersion -> ModelArtifact)
 through the client's lower-level async API, so a half-done publication is completed by the next
 call and a concurrent publisher's 409 Conflict is answered by re-reading the winner's object.
 """
@@ -31,17 +32,17 @@ from .base import (
     PublishedVersion,
     RegistryAuthError,
     RegistryBackend,
+    RegistryEndpointError,
     RegistryError,
     RegistryUnavailable,
     VariantRecord,
     matches,
     sort_versions,
 )
+from .kubeflow_api import api_prefix, detect_api_version, versioned_api_client
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-API_PREFIX = "/api/model_registry/v1"
 
 
 def is_loopback(host: str) -> bool:
@@ -108,23 +109,17 @@ class KubeflowRegistry(RegistryBackend):
                 " DMC_REGISTRY_TOKEN, or mount a service-account token file"
             )
 
-        from model_registry import ModelRegistry  # deferred: pulls aiohttp/pydantic models
-
-        def connect():
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # "User access token is missing" on loopback
-                return ModelRegistry(
-                    self.url,
-                    port,
-                    author=author,
-                    is_secure=is_secure,
-                    user_token=self._token,
-                    async_runner=self._run_coro,
-                    log_level=logging.ERROR,  # its http-port hint is noise on loopback
-                )
-
-        self._mr = self._call(connect, what="connect")
-        self._api = self._mr._api  # the client's ModelRegistryAPIClient (lower-level async API)
+        # Once per connection: which API version this server speaks (errors name URL + answer + cause).
+        self.api_version = self._call(
+            lambda: detect_api_version(self.url, self._token, request_timeout_s), what="connect"
+        )
+        self.api_prefix = api_prefix(self.api_version)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the client's import-time notices
+            # The client's lower-level async API (the high-level ModelRegistry would probe /v1 only).
+            self._api = versioned_api_client(
+                f"{scheme}://{host}", port, secure=is_secure, token=self._token, version=self.api_version
+            )
 
     # -- plumbing --------------------------------------------------------------------------
     def _loop(self) -> asyncio.AbstractEventLoop:
@@ -153,12 +148,20 @@ class KubeflowRegistry(RegistryBackend):
 
     def _translate(self, exc: BaseException, what: str) -> BaseException:
         """Map client/transport exceptions onto ours (never include the token)."""
+        if isinstance(exc, RegistryError | _Conflict | _NotFound):
+            return exc  # before the imports below: the connect probe fails without loading the client
         import aiohttp
+        import pydantic
         from model_registry.exceptions import StoreError
         from mr_openapi import exceptions as mx
 
-        if isinstance(exc, RegistryError | _Conflict | _NotFound):
-            return exc
+        if isinstance(exc, ValueError | pydantic.ValidationError) and not isinstance(exc, mx.ApiException):
+            # 2xx whose body is not the API's JSON (a proxy's HTML page, an empty body) mid-session.
+            return RegistryEndpointError(
+                f"model registry at {self.url} answered {what} with something that is not the Model Registry"
+                f" API's JSON ({type(exc).__name__}: {self._scrub(str(exc)).splitlines()[0][:120]}); likely"
+                " cause: a proxy or login page in front of the registry (token expired?) or a wrong URL"
+            )
         if isinstance(exc, mx.UnauthorizedException | mx.ForbiddenException):
             return RegistryAuthError(
                 f"model registry at {self.url} refused the request ({exc.status} {exc.reason}) during {what}:"
@@ -169,7 +172,12 @@ class KubeflowRegistry(RegistryBackend):
         if isinstance(exc, mx.NotFoundException):
             return _NotFound(str(exc.status))
         if isinstance(exc, mx.ServiceException):
-            return RegistryUnavailable(f"model registry at {self.url} answered {exc.status} {exc.reason} during {what}")
+            body = " ".join(self._scrub(str(getattr(exc, "body", "") or "")).split())[:80]
+            return RegistryUnavailable(
+                f"model registry at {self.url} answered {exc.status} {exc.reason} during {what}"
+                + (f' ("{body}")' if body else "")
+                + "; likely cause: the registry behind the route/proxy is down or still starting"
+            )
         if isinstance(exc, mx.ApiException):
             body = self._scrub(str(getattr(exc, "body", "") or ""))[:300]
             return RegistryError(f"model registry at {self.url} rejected {what}: {exc.status} {exc.reason} {body}")
@@ -436,9 +444,13 @@ async def _json(resp) -> dict:
     """Body of a raw response from the generated API; HTTP errors mapped like the client does."""
     from mr_openapi import exceptions as mx
 
+    from mr_openapi.rest import RESTResponse
+
     data = await resp.read()
-    if resp.status >= 400:  # RESTResponse: what the generated client hands ApiException itself
-        raise mx.ApiException.from_response(http_resp=resp, body=data.decode(errors="replace"), data=None)
+    if resp.status >= 400:  # wrapped as the generated client does, so 404/409/5xx map the same way
+        rest = RESTResponse(resp)
+        rest.data = data
+        raise mx.ApiException.from_response(http_resp=rest, body=data.decode(errors="replace"), data=None)
     import json
 
     return json.loads(data)
