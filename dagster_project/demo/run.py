@@ -57,6 +57,8 @@ def materialize_variant_graph(instance, model: str, recipes: list[str], log=prin
 
 
 SHOWN_EXTRA = ("bits_per_byte",)  # shown beside the primary metrics; not part of the gate
+SHORT = {("dmc_jargon_ppl", "token_perplexity"): "token ppl", ("dmc_jargon_ppl", "bits_per_byte"): "bits/byte",
+         ("dmc_jargon_lastword", "acc"): "next-word acc"}
 
 
 def comparison_table(model: str, reports: dict[str, dict | None], approved: set[tuple[str, str]]) -> str:
@@ -66,7 +68,7 @@ def comparison_table(model: str, reports: dict[str, dict | None], approved: set[
     if not done:
         return "no evaluation finished: see the runs in the UI"
     columns = [(x["task"], x["metric"]) for x in done[0]["recoveries"] if x["primary"] or x["metric"] in SHOWN_EXTRA]
-    heads = [f"{t.removeprefix('dmc_jargon_')}/{m}" for t, m in columns]
+    heads = [SHORT.get((t, m), f"{t}/{m}") for t, m in columns]
     width = max(12, *(len(h) for h in heads))
     lines = [f"{'model':<12} {'recipe':<20} {'size MB':>8} {'ratio':>6} "
              + " ".join(f"{h:>{width}}" for h in heads) + f" {'recovery %':>10} {'gate %':>6}  approved"]

@@ -61,21 +61,27 @@ def one_recipe(project_state, tmp_path, monkeypatch):
 
 @pytest.fixture
 def dagster_ui(project_state, demo_model, one_recipe, tmp_path):
-    """webserver + daemon over the test's DAGSTER_HOME; yields the base URL."""
+    """The webserver over the test's DAGSTER_HOME; yields (base URL, start_daemon)."""
     bin_dir = Path(sys.executable).parent
     port = _free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "DAGSTER_DISABLE_TELEMETRY": "1"}
     env.pop("DMC_AUTOMATION", None)  # watch sensor and nightly schedule stay off
     procs = []
     logs = []
+
+    def start(name: str, args: list[str]) -> subprocess.Popen:
+        log = open(tmp_path / f"{name}.log", "w")
+        logs.append(log)
+        procs.append(subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                      start_new_session=True))
+        return procs[-1]
+
+    def start_daemon() -> subprocess.Popen:
+        return start("daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", str(ROOT / "workspace.yaml")])
+
     try:
-        for name, args in [("webserver", [str(bin_dir / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port),
-                                          "-w", str(ROOT / "workspace.yaml")]),
-                           ("daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", str(ROOT / "workspace.yaml")])]:
-            log = open(tmp_path / f"{name}.log", "w")
-            logs.append(log)
-            procs.append(subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                          start_new_session=True))
+        start("webserver", [str(bin_dir / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port),
+                            "-w", str(ROOT / "workspace.yaml")])
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 90
         while True:
@@ -88,7 +94,7 @@ def dagster_ui(project_state, demo_model, one_recipe, tmp_path):
             if time.monotonic() > deadline or procs[0].poll() is not None:
                 pytest.fail(f"dagster-webserver did not answer /server_info:\n{(tmp_path / 'webserver.log').read_text()[-3000:]}")
             time.sleep(0.5)
-        yield url
+        yield url, start_daemon
     finally:
         for p in procs:  # only the processes (and their sessions) this fixture started
             if p.poll() is None:
@@ -105,13 +111,16 @@ def dagster_ui(project_state, demo_model, one_recipe, tmp_path):
 
 def test_materialize_the_whole_graph_for_one_model_from_the_ui(dagster_ui, project_state, tmp_path):
     _require_browser()
+    url, start_daemon = dagster_ui
     from dagster import AssetKey, DagsterInstance
     from dagster._core.execution.backfill import BulkActionStatus
     from playwright.sync_api import sync_playwright
 
     from dagster_project.registry import open_registry
 
-    # The partitions (the catalog sensor adds the same ones once the daemon ticks).
+    # The partitions. The daemon starts after the launch: its catalog sensor would add every
+    # built-in recipe, and a backfill from base_model[demo-llama] covers every recipe partition
+    # that exists when it is launched (right for users; minutes of CPU work per recipe here).
     with DagsterInstance.get() as instance:
         instance.add_dynamic_partitions("models", [MODEL])
         instance.add_dynamic_partitions("recipes", [RECIPE])
@@ -122,7 +131,7 @@ def test_materialize_the_whole_graph_for_one_model_from_the_ui(dagster_ui, proje
         page.set_default_timeout(60_000)
         try:
             # 1. the asset graph shows every asset (groups expanded in its sidebar)
-            page.goto(f"{dagster_ui}/asset-groups", wait_until="networkidle")
+            page.goto(f"{url}/asset-groups", wait_until="networkidle")
             _dismiss_community_modal(page)
             for group in GROUPS:
                 label = page.get_by_text(group, exact=True).first
@@ -140,7 +149,7 @@ def test_materialize_the_whole_graph_for_one_model_from_the_ui(dagster_ui, proje
             dialog = page.get_by_role("dialog")
             dialog.get_by_text("Launch runs to materialize 8 assets").wait_for()  # the whole graph
             dialog.get_by_text("Select a partition or create one").click()
-            page.get_by_text(MODEL, exact=True).last.click()
+            page.locator(f'text="{MODEL}" >> visible=true').first.click()  # the list item, not its measure copy
             page.keyboard.press("Escape")
             page.get_by_role("button", name="Launch backfill").click()
             page.get_by_role("button", name="Launch backfill").wait_for(state="detached")  # dialog closed
@@ -152,8 +161,9 @@ def test_materialize_the_whole_graph_for_one_model_from_the_ui(dagster_ui, proje
         finally:
             browser.close()
 
-    # 3. the backfill runs base → calibration → base evaluation → variant → evaluation → checks →
-    #    publication; wait for the variant's registry entry
+    # 3. the daemon runs the backfill: base → calibration → base evaluation → variant → evaluation →
+    #    checks → publication; wait for the variant's registry entry
+    start_daemon()
     with DagsterInstance.get() as instance:
         [backfill] = instance.get_backfills()
         deadline = time.monotonic() + 1500
