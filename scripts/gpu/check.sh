@@ -47,7 +47,7 @@ else
   else
     echo "no carried demo model in $CARRY/demo-model: it will be built here" >&2
   fi
-  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 || true
 fi
 
 set -o pipefail

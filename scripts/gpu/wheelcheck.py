@@ -64,7 +64,8 @@ def main(argv: list[str]) -> int:
         return 2
     wheel_dir = Path(argv[1])
     if argv[0] == "missing":
-        print("\n".join(str(w) for w in missing(wheel_dir)))
+        for wheel in missing(wheel_dir):  # one per line, nothing at all when none is missing
+            print(wheel)
         return 0
     problems = unmet(sorted(carried(wheel_dir)))
     print("\n".join(problems) if problems else "all requirements of the carried packages are met")

@@ -102,3 +102,10 @@ def test_unmet_reports_wrong_and_absent_requirements_but_not_extras(tmp_path, mo
     assert len(problems) == 2, problems
     assert problems[0].startswith("dmc-fake-carried: pydantic<1 (found 2.")
     assert problems[1] == "dmc-fake-carried: no-such-dmc-package>=2 (found nothing)"
+
+
+def test_a_gpu_trained_model_gets_its_own_cache_key():
+    from dagster_project.demo.model import DemoModelSpec
+
+    assert DemoModelSpec(device="cuda").content_hash() != DemoModelSpec().content_hash()
+    assert DemoModelSpec(device="cpu").content_hash() == DemoModelSpec().content_hash()
