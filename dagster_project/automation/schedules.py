@@ -117,11 +117,7 @@ def plan_nightly(instance, code_version: str | None = None) -> list[Decision]:
 
 
 def nightly_run_requests(context: ScheduleEvaluationContext):
-    from dagster_project.automation.watch_sensor import placement_tags, recipe_placement
-    from dagster_project.automation.watchlist import default_recipes_dir
-
     decisions = plan_nightly(context.instance)
-    recipes_dir = default_recipes_dir()
     requests = []
     for d in decisions:
         if d.action == "skip":
@@ -131,8 +127,7 @@ def nightly_run_requests(context: ScheduleEvaluationContext):
             requests.append(RunRequest(
                 run_key=f"{d.model}|{d.recipe}|nightly",
                 partition_key=MultiPartitionKey({"model": d.model, "recipe": d.recipe}),
-                tags={"dmc/trigger": "nightly", "dmc/recipe": d.recipe, "dmc/reason": d.reason[:200],
-                      **placement_tags(recipe_placement(recipes_dir, d.recipe), None)},
+                tags={"dmc/trigger": "nightly", "dmc/recipe": d.recipe, "dmc/reason": d.reason[:200]},
             ))
     if not requests:
         fresh = sum(d.action == "fresh" for d in decisions)
