@@ -11,6 +11,7 @@ from dagster import AssetExecutionContext, DataVersion, MaterializeResult, Metad
 
 from dagster_project.atomic import atomic_directory
 from dagster_project.catalog import REVISION_TAG, ModelSource, resolve_model
+from dagster_project.k8s import op_tags
 from dagster_project.partitions import model_partitions
 from dagster_project.resources.artifact_store import ArtifactStore
 from dagster_project.resources.hf_hub import HuggingFaceHubResource
@@ -24,6 +25,7 @@ CODE_VERSION = "1"
     group_name="models",
     code_version=CODE_VERSION,
     kinds={"huggingface", "pytorch"},
+    op_tags=op_tags("base_model"),
     description="A base model pinned to a revision (commit sha or content hash), stored as a folder.",
 )
 def base_model(

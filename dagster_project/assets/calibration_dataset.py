@@ -6,6 +6,7 @@ from pydantic import Field
 
 from dagster_project.assets.base_model import base_model, read_json, write_json_atomic
 from dagster_project.calibration.build import DEFAULT_SOURCE, CalibrationSpec, build_calibration
+from dagster_project.k8s import op_tags
 from dagster_project.partitions import model_partitions
 from dagster_project.resources.artifact_store import ArtifactStore
 from dagster_project.storage import layout_for
@@ -26,6 +27,7 @@ class CalibrationConfig(Config):
     group_name="models",
     code_version="1",
     kinds={"huggingface"},
+    op_tags=op_tags("calibration_dataset"),
     description="Tokenized calibration samples (chat template applied when the tokenizer has one).",
 )
 def calibration_dataset(

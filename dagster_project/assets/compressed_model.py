@@ -13,6 +13,7 @@ from dagster_project.assets.recipe_catalog import recipe as recipe_asset
 from dagster_project.compression.catalog import resolve_recipe
 from dagster_project.compression.recipes import check_device
 from dagster_project.compression.oneshot_runner import MANIFEST_FILENAME, compress, is_complete_variant, library_versions
+from dagster_project.k8s import op_tags
 from dagster_project.partitions import by_model, by_recipe, variant_partitions
 from dagster_project.resources.artifact_store import ArtifactStore
 from dagster_project.resources.compute import ComputeResource
@@ -41,6 +42,7 @@ def variant_version(base_revision: str, recipe_sha: str, calibration_hash: str |
     code_version=CODE_VERSION,
     kinds={"pytorch"},
     pool="model_compute",
+    op_tags=op_tags("compressed_model"),
     description="A compressed-tensors checkpoint that vLLM serves, with its recipe saved beside the weights.",
 )
 def compressed_model(

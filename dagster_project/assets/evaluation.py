@@ -17,7 +17,8 @@ from dagster import (
     DataVersion,
     MaterializeResult,
     MetadataValue,
-    PipesSubprocessClient,
+    PipesClient,
+    ResourceParam,
     asset,
     asset_check,
 )
@@ -30,6 +31,7 @@ from dagster_project.catalog import resolve_model
 from dagster_project.compression.oneshot_runner import MANIFEST_FILENAME
 from dagster_project.evaluation.approval import EVALUATION_FILENAME, Approval, decide_approval
 from dagster_project.evaluation.tasks import resolve_task_set, task_set_fingerprint
+from dagster_project.k8s import load_placement, op_tags
 from dagster_project.partitions import by_model, model_partitions, variant_partitions
 from dagster_project.resources.artifact_store import ArtifactStore
 from dagster_project.resources.compute import ComputeResource
@@ -56,7 +58,9 @@ class EvaluationConfig(Config):
     limit: int | None = Field(default=None, ge=1, description="cap examples per task (smoke runs)")
     recovery_threshold: float | None = Field(default=None, gt=0, le=200, description="override the task set's")
     backend: Literal["hf", "vllm"] = Field(
-        default="hf", description="hf: lm-eval in this process; vllm: lm-eval + vLLM in its own environment via Pipes")
+        # The chart's default (DMC_K8S_EVALUATION_BACKEND) also decides where the step pod runs.
+        default=load_placement().evaluation_backend,
+        description="hf: lm-eval in this process; vllm: lm-eval + vLLM in its own environment via Pipes")
     include_path: str = Field(
         default="", description="folder of user lm-eval task YAMLs (and task_sets.yaml); empty: $DMC_EVAL_INCLUDE_PATH")
     vllm: VllmConfig = Field(default_factory=VllmConfig)
@@ -97,7 +101,7 @@ def _eval_key(task_set, fingerprint: str, config: EvaluationConfig) -> str:
     return key
 
 
-def _run_evaluation(context, config: EvaluationConfig, pipes_subprocess, model_path: Path, task_set,
+def _run_evaluation(context, config: EvaluationConfig, vllm_pipes, model_path: Path, task_set,
                     results_path: Path, device: str, batch_size: int, layout, fingerprint: str):
     """(EvalResult, speed dict) with the configured backend. The raw lm-eval results land in `results_path`."""
     from dagster_project.assets.base_model import write_json_atomic
@@ -112,7 +116,7 @@ def _run_evaluation(context, config: EvaluationConfig, pipes_subprocess, model_p
         # Shipped tasks with their data on the artifact store, so that a pod sees them too.
         task_dir = write_task_dir(layout.root / "eval_tasks" / f"{task_set.name}-{fingerprint}")
         result, speed, _ = evaluate_vllm(
-            context, pipes_subprocess, model_path, task_set, results_path,
+            context, vllm_pipes, model_path, task_set, results_path,
             include_paths=[str(task_dir), *([include] if include else [])], limit=_limit(config),
             settings=_vllm_settings(config),
         )
@@ -134,11 +138,12 @@ def _run_evaluation(context, config: EvaluationConfig, pipes_subprocess, model_p
     code_version=CODE_VERSION,
     kinds={"python"},
     pool="model_compute",
+    op_tags=op_tags("base_evaluation"),
     description="lm-eval scores and generation speed of the base model; computed once per revision and task set.",
 )
 def base_evaluation(
     context: AssetExecutionContext, config: EvaluationConfig, artifacts: ArtifactStore, compute: ComputeResource,
-    pipes_subprocess: PipesSubprocessClient,
+    vllm_pipes: ResourceParam[PipesClient],
 ) -> MaterializeResult:
     from dagster_project.evaluation.hf_eval import EvalResult
 
@@ -156,7 +161,7 @@ def base_evaluation(
     else:
         device = "cuda" if config.backend == "vllm" else compute.resolve_device()
         context.log.info(f"evaluating base {key} on {task_set.name} ({config.backend}, {device})")
-        result, speed = _run_evaluation(context, config, pipes_subprocess, Path(base["path"]), task_set,
+        result, speed = _run_evaluation(context, config, vllm_pipes, Path(base["path"]), task_set,
                                         path.with_suffix(".lm_eval.json"), device, compute.eval_batch_size,
                                         layout, fingerprint)
         data = {"eval": json.loads(result.to_json()), "speed": speed, "revision": base["revision"],
@@ -183,11 +188,12 @@ def base_evaluation(
     kinds={"python"},
     pool="model_compute",
     automation_condition=evaluation_condition,
+    op_tags=op_tags("evaluation_report"),
     description="Variant vs base on the same tasks and hardware: recovery per task, size, speed; decides approval.",
 )
 def evaluation_report(
     context: AssetExecutionContext, config: EvaluationConfig, artifacts: ArtifactStore, compute: ComputeResource,
-    pipes_subprocess: PipesSubprocessClient,
+    vllm_pipes: ResourceParam[PipesClient],
 ) -> MaterializeResult:
     from dagster_project.evaluation.hf_eval import EvalResult
     from dagster_project.evaluation.recovery import average_recovery, compare
@@ -221,7 +227,7 @@ def evaluation_report(
         context.log.info(f"evaluating {model_key} × {recipe_key} on {task_set.name} ({config.backend}, {device})")
         var_eval, speed, load_error = None, None, None
         try:
-            var_eval, speed = _run_evaluation(context, config, pipes_subprocess, variant_dir, task_set,
+            var_eval, speed = _run_evaluation(context, config, vllm_pipes, variant_dir, task_set,
                                               variant_dir / LM_EVAL_RESULTS_FILENAME, device,
                                               compute.eval_batch_size, layout, fingerprint)
         except Exception as exc:  # a variant that cannot load or run is reported, not crashed on
@@ -290,17 +296,20 @@ def _check(report: dict | None, name: str) -> AssetCheckResult:
                             metadata={"variant_version": report["variant_version"]})
 
 
-@asset_check(asset=evaluation_report, blocking=True, description="The variant loads and generates text.")
+@asset_check(asset=evaluation_report, blocking=True, op_tags=op_tags("checks"),
+             description="The variant loads and generates text.")
 def loads_and_generates(context, artifacts: ArtifactStore) -> AssetCheckResult:
     return _check(_report_for(context, artifacts), "loads_and_generates")
 
 
-@asset_check(asset=evaluation_report, blocking=True, description="Average recovery meets the task set's threshold.")
+@asset_check(asset=evaluation_report, blocking=True, op_tags=op_tags("checks"),
+             description="Average recovery meets the task set's threshold.")
 def recovery_meets_threshold(context, artifacts: ArtifactStore) -> AssetCheckResult:
     return _check(_report_for(context, artifacts), "recovery_meets_threshold")
 
 
-@asset_check(asset=evaluation_report, blocking=True, description="Weights are smaller than the base's.")
+@asset_check(asset=evaluation_report, blocking=True, op_tags=op_tags("checks"),
+             description="Weights are smaller than the base's.")
 def size_reduced(context, artifacts: ArtifactStore) -> AssetCheckResult:
     return _check(_report_for(context, artifacts), "size_reduced")
 
@@ -312,6 +321,7 @@ def size_reduced(context, artifacts: ArtifactStore) -> AssetCheckResult:
     code_version=CODE_VERSION,
     kinds={"python"},
     automation_condition=comparison_condition,
+    op_tags=op_tags("model_comparison"),
     description="All variants of one base model side by side: table, score-vs-size and recovery-per-task plots.",
 )
 def model_comparison(context: AssetExecutionContext, artifacts: ArtifactStore) -> MaterializeResult:

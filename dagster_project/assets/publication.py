@@ -11,6 +11,7 @@ from dagster_project.assets.evaluation import evaluation_report
 from dagster_project.automation.conditions import publication_condition
 from dagster_project.compression.oneshot_runner import MANIFEST_FILENAME
 from dagster_project.evaluation.approval import EVALUATION_FILENAME
+from dagster_project.k8s import op_tags
 from dagster_project.partitions import variant_partitions
 from dagster_project.resources.artifact_store import ArtifactStore
 from dagster_project.resources.hf_hub import HuggingFaceHubResource
@@ -46,6 +47,7 @@ def _load_approved(context, artifacts: ArtifactStore) -> tuple[str, str, dict, d
     code_version="1",
     kinds={"huggingface"},
     automation_condition=publication_condition,
+    op_tags=op_tags("hub_release"),
     description="Pushes an approved variant with a model card to the Hugging Face Hub (when enabled).",
 )
 def hub_release(context: AssetExecutionContext, artifacts: ArtifactStore, hub: HuggingFaceHubResource) -> MaterializeResult:
@@ -88,6 +90,7 @@ def hub_release(context: AssetExecutionContext, artifacts: ArtifactStore, hub: H
     code_version="1",
     kinds={"kubeflow"},
     automation_condition=publication_condition,
+    op_tags=op_tags("registry_entry"),
     description="Registers an approved variant with full lineage in the model registry (local or Kubeflow/RHOAI).",
 )
 def registry_entry(

@@ -5,6 +5,7 @@ import hashlib
 from dagster import AutomationCondition, DataVersion, DataVersionsByPartition, observable_source_asset
 
 from dagster_project.compression.recipes import BUILTIN_RECIPES
+from dagster_project.k8s import op_tags
 from dagster_project.partitions import recipe_partitions
 from dagster_project.resources.artifact_store import ArtifactStore
 from dagster_project.storage import layout_for
@@ -30,6 +31,7 @@ def recipe_versions(recipes_dir, keys) -> dict[str, str]:
     group_name="compression",
     description="The recipe catalog (built-in definitions and users' YAML), observed for changes.",
     automation_condition=AutomationCondition.cron_tick_passed("*/15 * * * *"),
+    op_tags=op_tags("recipe"),
 )
 def recipe(context, artifacts: ArtifactStore) -> DataVersionsByPartition:
     keys = context.instance.get_dynamic_partitions(recipe_partitions.name)

@@ -5,6 +5,7 @@ from pydantic import Field
 
 from dagster_project.compression.catalog import register_user_recipe
 from dagster_project.compression.recipes import RecipeError, load_user_recipe_file, validate_recipe_name
+from dagster_project.k8s import op_tags
 from dagster_project.partitions import recipe_partitions
 from dagster_project.resources.artifact_store import ArtifactStore
 from dagster_project.storage import layout_for
@@ -29,7 +30,7 @@ def register_recipe(artifacts: ArtifactStore, instance: DagsterInstance | None, 
     return recipe
 
 
-@op(description="Validates a user recipe, stores it beside the artifacts and adds its recipe partition.")
+@op(tags=op_tags("register_recipe"), description="Validates a user recipe, stores it beside the artifacts and adds its recipe partition.")
 def register_recipe_op(context: OpExecutionContext, config: RecipeRegistrationConfig, artifacts: ArtifactStore):
     recipe = register_recipe(artifacts, context.instance, config.name, config.yaml_text, config.path)
     context.log.info(

@@ -182,12 +182,12 @@ def test_runner_failure_surfaces_in_dagster(fake_vllm, monkeypatch, tmp_path):
     monkeypatch.setenv("FAKE_VLLM_MODE", "fail")
 
     @asset
-    def vllm_eval(context: AssetExecutionContext, pipes_subprocess: PipesSubprocessClient):
-        vllm_pipes.evaluate_vllm(context, pipes_subprocess, tmp_path / "model", resolve_task_set("demo"),
+    def vllm_eval(context: AssetExecutionContext, vllm_pipes_client: PipesSubprocessClient):
+        vllm_pipes.evaluate_vllm(context, vllm_pipes_client, tmp_path / "model", resolve_task_set("demo"),
                                  tmp_path / "out.json")
 
     with DagsterInstance.ephemeral() as instance:
-        res = materialize([vllm_eval], resources={"pipes_subprocess": PipesSubprocessClient()}, instance=instance,
+        res = materialize([vllm_eval], resources={"vllm_pipes_client": PipesSubprocessClient()}, instance=instance,
                           raise_on_error=False)
         assert not res.success
         failure = res.get_step_failure_events()[0].event_specific_data.error
@@ -234,8 +234,14 @@ def test_k8s_pod_for_pipes_k8s_client():
     assert kwargs["image"] == "quay.io/acme/dmc-eval:1.0"
     assert kwargs["command"][:3] == ["python", "-m", "dagster_project.evaluation.vllm_runner"]
     assert kwargs["command"][3:] == inv.command[2:]  # same arguments as the subprocess
-    pod = vllm_pipes.k8s_pod_body(inv, placement=placement, model_size_gb=8, models_pvc="dmc-models",
-                                  pipes_env={"DAGSTER_PIPES_CONTEXT": "e30=", "DAGSTER_PIPES_MESSAGES": "e30="})
+    # What PipesK8sClient.run(**kwargs) creates: dagster-k8s's own build_pod_body, Pipes env added.
+    from dagster_k8s.pipes import build_pod_body
+    from kubernetes.client import ApiClient
+
+    body = build_pod_body(pod_name="dmc-vllm-eval", image=kwargs["image"], command=kwargs["command"],
+                          env_vars={**kwargs["env"], "DAGSTER_PIPES_CONTEXT": "e30=", "DAGSTER_PIPES_MESSAGES": "e30="},
+                          base_pod_meta=kwargs["base_pod_meta"], base_pod_spec=kwargs["base_pod_spec"])
+    pod = {"apiVersion": "v1", "kind": "Pod", **ApiClient().sanitize_for_serialization(body)}
     kubernetes_validate.validate(pod, "1.33.0", strict=True)
     spec = pod["spec"]
     (c,) = spec["containers"]
