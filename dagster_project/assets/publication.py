@@ -102,10 +102,15 @@ def registry_entry(
     layout = layout_for(artifacts)
     vdir = layout.variant_dir(model_key, recipe_key)
     hub_info = json.loads((vdir / HUB_FILENAME).read_text()) if (vdir / HUB_FILENAME).is_file() else {}
+    from dagster_project.registry.serving import hf_uri, s3_uri
+
+    # URIs in the forms RHOAI's Deploy and KServe parse (see dagster_project/registry/serving.py).
     if hub_info.get("published") and hub_info.get("variant_version") == variant["version"]:
-        uri = f"hf://{hub_info['repo_id']}@{hub_info['commit_sha']}"
+        uri = hf_uri(hub_info["repo_id"], hub_info["commit_sha"])
     else:
         uri = publish_folder(artifacts, layout, vdir)
+        if artifacts.kind == "s3":
+            uri = s3_uri(uri, artifacts.s3_endpoint_url, artifacts.s3_region)
     record = VariantRecord(
         model_name=f"{model_key}-{recipe_key}",
         version_name=f"v-{variant['version'][:12]}",
@@ -116,6 +121,7 @@ def registry_entry(
         source_id=context.run.run_id,
         source_name=f"{context.asset_key.to_user_string()}[{context.partition_key}]",
         approved=True,
+        storage_key=os.environ.get("DMC_ARTIFACT_CONNECTION", ""),  # RHOAI data connection for the store
     )
     published = publish_or_fail(registry, record)
     return MaterializeResult(metadata={

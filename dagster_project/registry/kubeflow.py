@@ -110,8 +110,10 @@ class KubeflowRegistry(RegistryBackend):
             )
 
         # Once per connection: which API version this server speaks (errors name URL + answer + cause).
+        not_served: dict = {}
         self.api_version = self._call(
-            lambda: detect_api_version(self.url, self._token, request_timeout_s), what="connect"
+            lambda: detect_api_version(self.url, self._token, request_timeout_s, not_served=not_served),
+            what="connect",
         )
         self.api_prefix = api_prefix(self.api_version)
         with warnings.catch_warnings():
@@ -288,11 +290,13 @@ class KubeflowRegistry(RegistryBackend):
         art = self._model_artifact(mv.id)
         if art is None:
             new = ModelArtifact(
-                name=record.model_name,
+                name=artifact_name(record.model_name, record.version_name),
                 uri=record.uri,
                 description=record.description or None,
                 model_format_name=record.model_format_name,
-                model_format_version=record.model_format_version,
+                model_format_version=record.model_format_version or None,
+                storage_key=record.storage_key or None,
+                storage_path=_storage_path(record.uri),
                 model_source_kind=SOURCE_KIND,
                 model_source_class=record.source_class or None,
                 model_source_group=record.source_group or None,
@@ -432,7 +436,19 @@ class KubeflowRegistry(RegistryBackend):
                     body = await _json(resp)
                 return next((a for a in body.get("items") or [] if a.get("artifactType") == "model-artifact"), None)
 
-            arts = await asyncio.gather(*(artifact_of(mv) for mv in candidates))
+            # Batched: every artifact we wrote, a page of 1,000 per request, matched by name; a
+            # version whose artifact is not found that way (written by others) is read on its own.
+            by_name: dict[str, list[dict]] = {}
+            if candidates:
+                kind_filter = f"modelSourceKind = {_quote(SOURCE_KIND)}"
+                for a in await pages(client.get_model_artifacts_without_preload_content, filter_query=kind_filter):
+                    by_name.setdefault(a.get("name") or "", []).append(a)
+
+            async def resolved(mv: dict) -> dict | None:
+                hits = by_name.get(artifact_name(names.get(str(mv.get("registeredModelId")), ""), mv["name"]), [])
+                return hits[0] if len(hits) == 1 else await artifact_of(mv)
+
+            arts = await asyncio.gather(*(resolved(mv) for mv in candidates))
         out = [
             _published_from_json(names.get(str(mv.get("registeredModelId")), ""), mv, art)
             for mv, art in zip(candidates, arts, strict=True)
@@ -481,6 +497,22 @@ def _published_from_json(model_name: str, mv: dict, art: dict | None) -> Publish
         source_id=art.get("modelSourceId") or "",
         source_name=art.get("modelSourceName") or "",
     )
+
+
+def artifact_name(model_name: str, version_name: str) -> str:
+    """Names the ModelArtifact like the RHOAI dashboard's registration form does (model, version,
+    "artifact"); unique enough that lookups can fetch all artifacts at once and match them by name."""
+    return f"{model_name}-{version_name}-artifact"
+
+
+def _storage_path(uri: str) -> str | None:
+    """The path inside the bucket / claim, which the dashboard's Deploy form pre-fills."""
+    from .serving import storage_fields
+
+    try:
+        return storage_fields(uri)[1] or None
+    except RegistryError:
+        return None  # a local file: not deployable, no storage path
 
 
 def _quote(value: str) -> str:

@@ -94,15 +94,21 @@ def _is_api_list(answer: Answer) -> bool:
     )
 
 
-def detect_api_version(base_url: str, token: str | None, timeout: float, verify: bool = True) -> str:
+def detect_api_version(base_url: str, token: str | None, timeout: float, verify: bool = True,
+                       not_served: dict[str, Answer] | None = None) -> str:
     """Probe v1, then v1alpha3; return the first that answers the API's JSON.
+
+    `not_served` (version -> its 404 answer) persists across retries, so a retry after a transient
+    failure on v1alpha3 does not probe v1 again.
 
     Raises RegistryAuthError (401/403), RegistryUnavailable (5xx, unreachable: worth retrying) or
     RegistryEndpointError (404 on both, an HTML page, an empty or non-JSON body), each one line
     naming the URL, what came back and the likely cause.
     """
-    answers: list[Answer] = []
+    not_served = {} if not_served is None else not_served
     for version in API_VERSIONS:
+        if version in not_served:
+            continue
         probe = f"{base_url}{api_prefix(version)}/{_PROBE}"
         try:
             ans = fetch(probe, token, timeout, verify)
@@ -127,11 +133,11 @@ def detect_api_version(base_url: str, token: str | None, timeout: float, verify:
             log.debug("model registry at %s speaks %s", base_url, api_prefix(version))
             return version
         if ans.status == 404:
-            answers.append(ans)  # this version is not served here: try the next one
+            not_served[version] = ans  # this version is not served here: try the next one
             continue
         raise RegistryEndpointError(not_the_api(base_url, probe, ans))
     tried = " and ".join(api_prefix(v) for v in API_VERSIONS)
-    what = "; ".join(dict.fromkeys(a.describe() for a in answers))
+    what = "; ".join(dict.fromkeys(a.describe() for a in not_served.values()))
     raise RegistryEndpointError(
         f"model registry at {base_url} answered 404 on both {tried} ({what}); likely cause: wrong URL"
         " (give the registry's REST endpoint, e.g. https://<registry>-rest.<apps-domain>, without a path)"

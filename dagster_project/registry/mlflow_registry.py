@@ -44,6 +44,7 @@ _TRUE = "true"
 _SOURCE_TAGS = {  # PublishedVersion / VariantRecord field -> tag
     "model_format_name": "dmc.model_format_name",
     "model_format_version": "dmc.model_format_version",
+    "storage_key": "dmc.storage_key",
     "source_kind": "dmc.source_kind",
     "source_class": "dmc.source_class",
     "source_group": "dmc.source_group",

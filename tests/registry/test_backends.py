@@ -96,7 +96,7 @@ def test_publish_stores_model_version_artifact_and_lineage(registry: RegistryBac
     pv = registry.publish(rec)
     assert isinstance(pv, PublishedVersion)
     assert (pv.model_name, pv.version_name, pv.uri) == (rec.model_name, rec.version_name, rec.uri)
-    assert pv.model_format_name == "compressed-tensors"
+    assert pv.model_format_name == "vLLM"  # what RHOAI's vLLM ServingRuntime selects
     assert pv.approved and not pv.archived
     assert pv.source_kind == "dagster"
     assert pv.source_id == f"run-{unique}" and pv.source_name == f"published_variant[{unique}]"
