@@ -109,6 +109,7 @@ def dagster_ui(project_state, demo_model, one_recipe, tmp_path):
             log.close()
 
 
+@pytest.mark.timeout(1800)  # the whole graph in real runs: ~3 min on 2 idle cores, far more on a shared one
 def test_materialize_the_whole_graph_for_one_model_from_the_ui(dagster_ui, project_state, tmp_path):
     _require_browser()
     url, start_daemon = dagster_ui
