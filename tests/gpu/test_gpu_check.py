@@ -62,12 +62,14 @@ def test_dry_run_compresses_and_evaluates_every_cpu_recipe(demo_model, tmp_path)
 
 
 def test_a_run_past_its_deadline_reports_every_model_skipped(tmp_path):
-    proc = subprocess.run(["bash", str(CHECK), "--dry-run", "--deadline-s", "0"], cwd=ROOT, env=_env(tmp_path),
-                          capture_output=True, text=True, timeout=300)
+    env = {**_env(tmp_path), "DMC_GPU_DRY_RUN": "1"}  # the variable's way into a dry run, instead of --dry-run
+    proc = subprocess.run(["bash", str(CHECK), "--deadline-s", "0"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
     results = json.loads((tmp_path / "out" / "gpu_results.json").read_text())
     assert [(m["name"], m["status"]) for m in results["models"]] == [("demo-llama", "skipped"), ("demo-llama-large", "skipped")]
     assert all("deadline" in m["reason"] for m in results["models"])
+    assert results["dry_run"] is True and results["device"] == "cpu"
 
 
 def test_without_cuda_the_real_run_refuses_in_one_line(tmp_path):
