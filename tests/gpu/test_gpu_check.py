@@ -72,11 +72,15 @@ def test_a_run_past_its_deadline_reports_every_model_skipped(tmp_path):
     assert results["dry_run"] is True and results["device"] == "cpu"
 
 
-def test_without_cuda_the_real_run_refuses_in_one_line(tmp_path):
-    proc = subprocess.run(["bash", str(CHECK)], cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True,
+@pytest.mark.parametrize("args, message", [
+    ([], "error: torch sees no CUDA device; run with --dry-run"),  # the real run, on this CPU machine
+    (["--dry-run", "--recipes", "w4a16-rtn,nope"], "error: unknown recipe(s) nope; built-in: w4a16-rtn,"),
+])
+def test_a_run_that_cannot_start_says_why_in_one_line(args, message, tmp_path):
+    proc = subprocess.run(["bash", str(CHECK), *args], cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode != 0
-    assert "error: torch sees no CUDA device; run with --dry-run" in proc.stdout + proc.stderr
+    assert message in proc.stdout + proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
 
 
