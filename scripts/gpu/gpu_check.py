@@ -64,6 +64,8 @@ class Run:
         # CUDA-only recipes first: they are what only this machine can prove, so a deadline skips them last.
         self.recipes = [r for r in args.recipes.split(",") if r] or sorted(
             BUILTIN_RECIPES, key=lambda name: not BUILTIN_RECIPES[name].requires_gpu)
+        if args.demo_model and not (args.demo_model / "config.json").is_file():
+            raise SystemExit(f"error: --demo-model {args.demo_model} holds no config.json")
         unknown = [r for r in self.recipes if r not in BUILTIN_RECIPES]
         if unknown:
             raise SystemExit(f"error: unknown recipe(s) {', '.join(unknown)}; built-in: {', '.join(BUILTIN_RECIPES)}")
@@ -90,8 +92,6 @@ class Run:
     # -- models ---------------------------------------------------------------------------------
     def _demo_model(self) -> Path:
         if self.args.demo_model:
-            if not (self.args.demo_model / "config.json").is_file():
-                raise SystemExit(f"error: --demo-model {self.args.demo_model} holds no config.json")
             return self.args.demo_model
         from dagster_project.demo.model import build_demo_model
 

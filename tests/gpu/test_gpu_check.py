@@ -62,19 +62,25 @@ def test_dry_run_compresses_and_evaluates_every_cpu_recipe(demo_model, tmp_path)
 
 
 def test_a_run_past_its_deadline_reports_every_model_skipped(tmp_path):
-    proc = subprocess.run(["bash", str(CHECK), "--dry-run", "--deadline-s", "0"], cwd=ROOT, env=_env(tmp_path),
-                          capture_output=True, text=True, timeout=300)
+    env = {**_env(tmp_path), "DMC_GPU_DRY_RUN": "1"}  # the variable's way into a dry run, instead of --dry-run
+    proc = subprocess.run(["bash", str(CHECK), "--deadline-s", "0"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
     results = json.loads((tmp_path / "out" / "gpu_results.json").read_text())
     assert [(m["name"], m["status"]) for m in results["models"]] == [("demo-llama", "skipped"), ("demo-llama-large", "skipped")]
     assert all("deadline" in m["reason"] for m in results["models"])
+    assert results["dry_run"] is True and results["device"] == "cpu"
 
 
-def test_without_cuda_the_real_run_refuses_in_one_line(tmp_path):
-    proc = subprocess.run(["bash", str(CHECK)], cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True,
+@pytest.mark.parametrize("args, message", [
+    ([], "error: torch sees no CUDA device; run with --dry-run"),  # the real run, on this CPU machine
+    (["--dry-run", "--recipes", "w4a16-rtn,nope"], "error: unknown recipe(s) nope; built-in: w4a16-rtn,"),
+])
+def test_a_run_that_cannot_start_says_why_in_one_line(args, message, tmp_path):
+    proc = subprocess.run(["bash", str(CHECK), *args], cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode != 0
-    assert "error: torch sees no CUDA device; run with --dry-run" in proc.stdout + proc.stderr
+    assert message in proc.stdout + proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
 
 
