@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("DMC_CHROMIUM", "/usr/bin/chromium")  # scripts/install_chromium.sh installs it
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ASSETS = ["base_model", "calibration_dataset", "compressed_model", "base_evaluation", "evaluation_report",
@@ -36,13 +36,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _require_browser():
+@pytest.fixture(scope="session")  # session scope: set up before the (session) demo model
+def browser_binary() -> str:
+    """Checked before the UI starts: a missing browser fails at once (never a skip)."""
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
         pytest.fail(f"{CHROMIUM} is missing: run `bash scripts/install_chromium.sh` (Debian's chromium via apt-get)")
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
         pytest.fail("the Python package `playwright` is missing: pip install playwright (no browser download needed)")
+    return CHROMIUM
 
 
 @pytest.fixture
@@ -89,8 +92,7 @@ def dagster_ui(project_state, demo_model, tmp_path):
             log.close()
 
 
-def test_materialize_demo_base_model_from_the_ui(dagster_ui, project_state, tmp_path):
-    _require_browser()
+def test_materialize_demo_base_model_from_the_ui(browser_binary, dagster_ui, project_state, tmp_path):
     from dagster import AssetKey, DagsterInstance, DagsterRunStatus
     from playwright.sync_api import sync_playwright
 
