@@ -158,7 +158,7 @@ def test_hub_down_or_hung(instance, write_watchlist, hf_isolated, closed_port, s
     monkeypatch.setenv("DMC_WATCH_HUB_TIMEOUT_SECONDS", "0.5")
     started = time.monotonic()
     hung = tick(instance, f"http://127.0.0.1:{silent_port}")
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 60  # timeout bound, wide: without the 0.5 s timeout the tick would hang
     assert not hung.run_requests and "timed out" in hung.skip_message
 
 
