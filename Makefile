@@ -32,5 +32,12 @@ lookup: install        ## approved models in the registry
 bench: install         ## every benchmark ratio (see benchmarks/README.md)
 	$(BIN)/python benchmarks/run_all.py
 
+.PHONY: gpu-wheels gpu-check
+gpu-wheels: install    ## fill .gpu-carry/ (wheels + demo model) for the GPU run (benchmarks/gpu.md)
+	bash scripts/gpu/prepare.sh
+
+gpu-check: install     ## the GPU check's dry run here on CPU (on the GPU machine: bash scripts/gpu/check.sh)
+	bash scripts/gpu/check.sh --dry-run
+
 clean:
 	rm -rf var .pytest_cache

@@ -4,6 +4,9 @@
     dmc models show MODEL VERSION [--json]
     dmc models revoke MODEL VERSION
     dmc models serve MODEL VERSION [--runtime vllm] [--gpu N] [--namespace NS] [--storage-key KEY]
+    dmc recipes list [--json]        (`recipes recipes-list` / `recipes ls` still work)
+    dmc recipes add NAME FILE [--json]
+    dmc recipes render NAME [--architecture A]
 
 Registry: --registry URL, else $DMC_REGISTRY_URL, else the local SQLite registry. URLs:
 http(s)://host:port (Kubeflow / RHOAI, API v1alpha3 or v1), mlflow+http(s)://host:port (MLflow).
@@ -69,8 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     _registry_arg(sv)
 
     recipes = sub.add_parser("recipes", help="the recipe catalog (built-in and registered user recipes)")
-    rsub = recipes.add_subparsers(dest="command", required=True, metavar="{recipes-list,add,render}")
-    rl = rsub.add_parser("recipes-list", aliases=["ls"], help="built-in and registered recipes")
+    rsub = recipes.add_subparsers(dest="command", required=True, metavar="{list,add,render}")
+    # `recipes-list` was the first spelling; kept so existing scripts keep working.
+    rl = rsub.add_parser("list", aliases=["recipes-list", "ls"], help="built-in and registered recipes")
     rl.add_argument("--json", action="store_true")
     ra = rsub.add_parser("add", help="validate a recipe YAML file and register it as a recipe partition")
     ra.add_argument("name")
@@ -261,10 +265,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from dagster_project.compression.recipes import RecipeError
 
-    handlers = {"list": cmd_list, "show": cmd_show, "revoke": cmd_revoke, "serve": cmd_serve, "recipes-list": cmd_recipes_list,
-                "ls": cmd_recipes_list, "add": cmd_recipes_add, "render": cmd_recipes_render}
+    handlers = {("models", "list"): cmd_list, ("models", "show"): cmd_show, ("models", "revoke"): cmd_revoke,
+                ("models", "serve"): cmd_serve,
+                ("recipes", "list"): cmd_recipes_list, ("recipes", "recipes-list"): cmd_recipes_list,
+                ("recipes", "ls"): cmd_recipes_list, ("recipes", "add"): cmd_recipes_add,
+                ("recipes", "render"): cmd_recipes_render}
     try:
-        return handlers[args.command](args)
+        return handlers[args.group, args.command](args)
     except RecipeError as exc:
         print(f"dmc: error: {exc}".replace("\n", " "), file=sys.stderr)
         return 2
