@@ -134,3 +134,27 @@ def test_dagster_step_fails_with_the_one_line(tmp_path):
     desc = err.value.description
     assert "\n" not in desc and url in desc and "Log in to OpenShift" in desc and "likely cause" in desc
     assert err.value.__cause__ is None and err.value.__suppress_context__
+
+
+def test_batched_and_per_version_artifact_reads_agree(kubeflow_url, unique):
+    """Lookups read artifacts in one listing (many candidates) or one by one (few): same answer,
+    including a version whose artifact another client wrote under its own name."""
+    from . import rest
+    from .test_backends import record
+
+    reg = open_registry(kubeflow_url, **FAST_RETRIES)
+    published = [reg.publish(record(unique, f"v-00000000000{i}")) for i in range(1, 4)]
+    base = rest.api_base(kubeflow_url)
+    rm = rest.model_by_name(base, published[0].model_name)
+    foreign = rest.create_version(base, rm["id"], "v-000000000009")
+    rest.call(base, "POST", f"/model_versions/{foreign['id']}/artifacts",
+              {"artifactType": "model-artifact", "name": "written-elsewhere", "uri": "pvc://other/place",
+               "modelSourceKind": "dagster"})
+    kw = dict(base_model=f"org/base-{unique}", approved_only=False)
+    batched = open_registry(kubeflow_url, batch_threshold=0, **FAST_RETRIES).list_versions(**kw)
+    one_by_one = open_registry(kubeflow_url, batch_threshold=10**6, **FAST_RETRIES).list_versions(**kw)
+    assert batched == one_by_one
+    assert [v.uri for v in batched] == [p.uri for p in published]
+    everything = open_registry(kubeflow_url, batch_threshold=0, **FAST_RETRIES).list_versions(approved_only=False)
+    assert {v.version_name: v.uri for v in everything if v.model_name == published[0].model_name} == {
+        **{p.version_name: p.uri for p in published}, "v-000000000009": "pvc://other/place"}
