@@ -232,8 +232,9 @@ def evaluation_report(
     else:
         context.log.info(f"evaluating {model_key} × {recipe_key} on {task_set.name} ({config.backend}, {device})")
         var_eval, speed, load_error = None, None, None
+        model_dir = store.pull_folder(variant_dir)  # a store failure fails the step, not the variant
         try:
-            var_eval, speed = _run_evaluation(context, config, vllm_pipes, store.pull_folder(variant_dir), task_set,
+            var_eval, speed = _run_evaluation(context, config, vllm_pipes, model_dir, task_set,
                                               variant_dir / LM_EVAL_RESULTS_FILENAME, device,
                                               compute.eval_batch_size, store, fingerprint)
         except Exception as exc:  # a variant that cannot load or run is reported, not crashed on
