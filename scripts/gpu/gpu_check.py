@@ -276,7 +276,8 @@ def render_table(results: dict) -> str:
                         f"| {num(base.get('eval_peak_gpu_mb'))} | {mib(m.get('base_size_bytes'))} | – | – |")
         for v in m.get("variants", []):
             if v["status"] != "ok":
-                why = (v.get("reason") or v.get("error") or "")[:80].replace("|", "/")
+                why = (v.get("reason") or v.get("error") or "").replace("|", "/")
+                why = why if len(why) <= 80 else why[:79] + "…"
                 rows.append(f"| {m['name']} | {params} | {v['recipe']} | {v['status']}: {why} | – | – | – | – | – | – | – |")
                 continue
             ev = v.get("eval") or {}
