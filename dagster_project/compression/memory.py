@@ -38,7 +38,7 @@ class PeakMemory:
             self.method = "VmHWM"
         else:
             self.method = "sampled"
-            self._samples = [self.start_rss]
+            self._sampled_peak = self.start_rss
             self._thread = threading.Thread(target=self._sample, name="dmc-peak-rss", daemon=True)
             self._thread.start()
         if self.device.startswith("cuda"):
@@ -48,15 +48,14 @@ class PeakMemory:
         return self
 
     def _sample(self) -> None:
-        while not self._stop.wait(_SAMPLE_S):
-            self._samples.append(self._process.memory_info().rss)
+        while not self._stop.wait(_SAMPLE_S):  # a running max: an hours-long run keeps no sample list
+            self._sampled_peak = max(self._sampled_peak, self._process.memory_info().rss)
 
     def __exit__(self, *exc) -> None:
         if self._thread is not None:
             self._stop.set()
             self._thread.join()
-            self._samples.append(self._process.memory_info().rss)
-            self.peak_rss = max(self._samples)
+            self.peak_rss = max(self._sampled_peak, self._process.memory_info().rss)
         else:
             self.peak_rss = max(_high_water_mark(), self._process.memory_info().rss)
         if self.device.startswith("cuda"):

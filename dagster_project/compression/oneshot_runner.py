@@ -109,7 +109,6 @@ def _run_oneshot(base_dir, recipe, out, calibration_dir, device, log) -> Compres
         quantized = sum(1 for m in model.modules() if getattr(m, "quantization_scheme", None) is not None)
         model.save_pretrained(out, save_compressed=True)
         tokenizer.save_pretrained(out)
-        del model
     (out / RECIPE_FILENAME).write_text(recipe.yaml_text)
     for name in ("LICENSE", "README.md"):
         if (base_dir / name).is_file():
