@@ -172,7 +172,7 @@ class Run:
 
         from dagster_project.evaluation.hf_eval import evaluate_hf
         from dagster_project.evaluation.speed import measure_generation
-        from dagster_project.evaluation.tasks import resolve_task_set
+        from dagster_project.evaluation.tasks import add_derived_scores, resolve_task_set
 
         cuda = self.device == "cuda"
         _free_memory()
@@ -181,6 +181,8 @@ class Run:
         speed = measure_generation(model_path, device=self.device)
         result = evaluate_hf(model_path, resolve_task_set(TASK_SET), device=self.device,
                              batch_size=32 if cuda else 8, limit=self.args.eval_limit)
+        # As the evaluation asset does: token perplexity (the demo's primary metric) is derived from bits per byte.
+        result = add_derived_scores(result, model_path, self.args.eval_limit)
         summary = {
             "eval_seconds": result.eval_seconds,
             "eval_peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
