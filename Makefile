@@ -47,5 +47,12 @@ k8s-test: install      ## the real scheduler places GPU step pods only with thei
 k8s-e2e: install      ## the demo graph as pods on that cluster (needs `make images`); tears it all down
 	$(BIN)/python scripts/k8s/e2e.py
 
+.PHONY: gpu-wheels gpu-check
+gpu-wheels: install    ## fill .gpu-carry/ (wheels + demo model) for the GPU run (benchmarks/gpu.md)
+	bash scripts/gpu/prepare.sh
+
+gpu-check: install     ## the GPU check's dry run here on CPU (on the GPU machine: bash scripts/gpu/check.sh)
+	bash scripts/gpu/check.sh --dry-run
+
 clean:
 	rm -rf var .pytest_cache

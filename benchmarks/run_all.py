@@ -42,7 +42,7 @@ BENCHES = [
     Bench("definitions", "bench_definitions.py", "definitions load vs empty Definitions", "<= 1.2",
           ("--repeats", "7"), ("--repeats", "3"), 180),
     Bench("compression", "bench_compression.py", "compression: asset vs bare oneshot", "<= 1.1",
-          ("--repeats", "3"), ("--repeats", "1"), 420),
+          ("--repeats", "3"), ("--repeats", "1", "--samples", "64"), 1200),
     Bench("evaluation", "bench_eval.py", "evaluation: asset vs bare simple_evaluate", "<= 1.1",
           (), ("--repeats", "1", "--limit", "20"), 480),
     Bench("nightly", "bench_nightly.py", "nightly: unchanged re-run vs full run", "<= 0.02",
@@ -50,6 +50,12 @@ BENCHES = [
     Bench("lookup", "bench_lookup.py", "lookup over 1,000 versions (median / 50 ms)", "<= 1.0",
           (), ("--remote-versions", "200", "--repeats", "5"), 420),
     Bench("sensor", "bench_sensor.py", "sensor tick over 200 watched repos", "<= 1.0", (), (), 300),
+    Bench("graph", "bench_graph.py", "whole demo graph vs bare tools", "<= 1.15",
+          (), ("--recipes", "w4a16-rtn"), 1800),
+    Bench("backfill", "bench_backfill.py", "backfill: model x recipes, pool 2 vs 1", "<= 0.8",
+          (), ("--recipes", "w4a16-rtn,w8a16-rtn"), 1800),
+    Bench("test-goals", "bench_test_goals.py", "speed goals moved out of the tests", "<= 1.0",
+          (), ("--partitions", "10"), 600),
 ]
 
 

@@ -59,7 +59,7 @@ def test_every_stage_materialized_and_approved(graph_run):
         report = json.loads((var / "artifacts/models/demo-llama/variants" / recipe / "evaluation.json").read_text())
         assert report["approval"]["approved"], report["approval"]["reasons"]
         assert report["average_recovery"] >= report["threshold"]
-        assert {r["task"] for r in report["recoveries"]} == {"dmc_jargon_ppl", "dmc_jargon_cloze"}
+        assert {r["task"] for r in report["recoveries"]} == {"dmc_jargon_ppl", "dmc_jargon_lastword"}
 
 
 def test_registry_holds_lineage(graph_run):
@@ -71,7 +71,7 @@ def test_registry_holds_lineage(graph_run):
     gptq = versions["w4a16-gptq"]
     assert gptq.source_kind == "dagster"
     for key in ("base_model", "base_model_revision", "recipe_sha256", "calibration_hash", "dagster_run_url",
-                "llmcompressor_version", "eval_dmc_jargon_ppl_word_perplexity", "recovery_avg"):
+                "llmcompressor_version", "eval_dmc_jargon_ppl_token_perplexity", "recovery_avg"):
         assert gptq.properties.get(key), key
     assert gptq.properties["calibration_hash"] and not versions["w4a16-rtn"].properties["calibration_hash"]
     assert gptq.uri.startswith("file://") and gptq.uri.endswith("variants/w4a16-gptq")

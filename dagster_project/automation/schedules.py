@@ -1,9 +1,17 @@
-"""The nightly schedule: compress only what is new or stale.
+"""The nightly schedule: find new releases, then compress only what is new or stale.
 
-Every night (`DMC_NIGHTLY_CRON`, default `0 2 * * *`, in `DMC_TIMEZONE`, default UTC) the schedule
-looks at every wanted (model, recipe) pair — the `recipes:` of each models.yaml entry, plus every
-variant that was ever materialized (watch sensor, backfills, clicks) — and requests a
-`variant_job` run only for pairs whose variant is
+Every night (`DMC_NIGHTLY_CRON`, default `0 2 * * *`, in `DMC_TIMEZONE`, default UTC):
+
+1. **New releases.** It asks the Hub for the head commit of every repo on the watchlist (the same
+   look-up as the watch sensor, which stays available for faster reaction). For each repo whose
+   base_model does not hold that commit, or whose recipes lack a variant made from it, it pins
+   the commit and launches one asset backfill (`automation/backfills.py`): base_model →
+   calibration_dataset → base_evaluation at that commit, then compressed_model for every recipe
+   that needs it, side by side up to the `model_compute` pool limit. A release whose backfill is
+   still running is left alone. A Hub that cannot be reached is logged; step 2 still runs.
+2. **Stale variants.** It looks at every other wanted (model, recipe) pair — the `recipes:` of
+   each models.yaml entry, plus every variant that was ever materialized (watch sensor,
+   backfills, clicks) — and requests a `variant_job` run only for pairs whose variant is
 
 * missing (never materialized), or
 * stale: the data versions it was made from changed (`dagster/input_data_version/base_model` or
@@ -11,8 +19,8 @@ variant that was ever materialized (watch sensor, backfills, clicks) — and req
   or new calibration data), or compressed_model's code version changed.
 
 A night with nothing new requests nothing (SkipReason). Pairs whose base model was never
-materialized are skipped with a log line (the watch sensor or a click makes the base).
-Evaluation and publication follow through declarative automation.
+materialized are skipped with a log line (the watch sensor, a release backfill or a click makes
+the base). Evaluation and publication follow through declarative automation.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from dagster import (
 
 from dagster_project.automation.jobs import default_schedule_status, variant_job
 from dagster_project.partitions import model_partitions, recipe_partitions
+from dagster_project.resources.hf_hub import HuggingFaceHubResource
 
 CRON_ENV = "DMC_NIGHTLY_CRON"
 TIMEZONE_ENV = "DMC_TIMEZONE"
@@ -116,12 +125,73 @@ def plan_nightly(instance, code_version: str | None = None) -> list[Decision]:
     return [decide(instance, m, r, code_version) for m, r in wanted_pairs(instance)]
 
 
-def nightly_run_requests(context: ScheduleEvaluationContext):
-    from dagster_project.automation.watch_sensor import placement_tags, recipe_placement
-    from dagster_project.automation.watchlist import default_recipes_dir
+@dataclass(frozen=True)
+class ReleaseCheck:
+    models: frozenset[str]  # watched models: step 2 leaves them to the release backfills
+    launched: tuple[str, ...]  # one line per backfill launched
+    note: str = ""  # why the Hub could not be asked, if so
 
-    decisions = plan_nightly(context.instance)
-    recipes_dir = default_recipes_dir()
+
+def check_releases(context: ScheduleEvaluationContext, hub: HuggingFaceHubResource, watchlist=None,
+                   recipes_dir=None) -> ReleaseCheck:
+    """Step 1: one backfill per watched repo whose head commit is not fully compressed yet."""
+    from dagster_project.automation.backfills import (
+        RELEASE_TAG, backfill_in_progress, launch_backfill, release_partitions)
+    from dagster_project.automation.watch_sensor import SOURCE_TAG, base_state, hub_timeout, pairs_to_request, poll_hub
+    from dagster_project.automation.watchlist import WatchlistError, default_recipes_dir, load_watchlist
+    from dagster_project.catalog import REVISION_TAG
+    from dagster_project.resources.hf_hub import HubUnavailable
+
+    log, instance = context.log, context.instance
+    recipes_dir = recipes_dir or default_recipes_dir()
+    try:
+        watchlist = watchlist if watchlist is not None else load_watchlist(recipes_dir=recipes_dir)
+    except WatchlistError as exc:
+        log.error(str(exc))
+        return ReleaseCheck(frozenset(), (), f"watchlist invalid: {exc}")
+    if not watchlist.entries:
+        return ReleaseCheck(frozenset(), ())
+    try:
+        targets = poll_hub(hub, watchlist, log, hub_timeout())
+    except HubUnavailable as exc:
+        log.warning(f"nightly: Hub unavailable, releases not checked tonight: {exc}")
+        return ReleaseCheck(frozenset(), (), f"Hub unavailable: {exc}")
+    except Exception as exc:  # never crash the schedule on a Hub surprise
+        log.warning(f"nightly: Hub look-up failed: {type(exc).__name__}: {exc}")
+        return ReleaseCheck(frozenset(), (), f"Hub look-up failed: {type(exc).__name__}: {exc}")
+
+    launched = []
+    for repo_id, (target, head) in sorted(targets.items()):
+        model, sha = target.model_key, head.sha
+        release = f"{model}@{sha}"
+        if backfill_in_progress(instance, release):
+            log.info(f"nightly: {repo_id}@{sha[:12]}: its backfill is still running")
+            continue
+        # Schedules cannot return partition requests: add them here, before the backfill names them.
+        if not instance.has_dynamic_partition(model_partitions.name, model):
+            instance.add_dynamic_partitions(model_partitions.name, [model])
+        known = set(instance.get_dynamic_partitions(recipe_partitions.name))
+        if missing := [r for r in target.recipes if r not in known]:
+            instance.add_dynamic_partitions(recipe_partitions.name, missing)
+        with_base = base_state(instance, model).revision != sha
+        recipes = [r for r, _ in pairs_to_request(instance, model, target.recipes, sha)]
+        if not with_base and not recipes:
+            continue  # this commit is compressed with every recipe
+        backfill_id = launch_backfill(
+            instance, context.repository_def.asset_graph, release_partitions(model, recipes, with_base=with_base),
+            tags={REVISION_TAG: sha, SOURCE_TAG: "nightly", RELEASE_TAG: release},
+            title=f"nightly: {repo_id}@{sha[:12]}",
+        )
+        line = (f"{repo_id}@{sha[:12]}: backfill {backfill_id} ({'base, ' if with_base else ''}"
+                f"{', '.join(recipes) or 'no variants'})")
+        log.info(f"nightly: {line}")
+        launched.append(line)
+    return ReleaseCheck(frozenset(t.model_key for t, _ in targets.values()), tuple(launched))
+
+
+def nightly_run_requests(context: ScheduleEvaluationContext, hub: HuggingFaceHubResource | None = None):
+    releases = check_releases(context, hub) if hub is not None else ReleaseCheck(frozenset(), ())
+    decisions = [d for d in plan_nightly(context.instance) if d.model not in releases.models]
     requests = []
     for d in decisions:
         if d.action == "skip":
@@ -131,13 +201,17 @@ def nightly_run_requests(context: ScheduleEvaluationContext):
             requests.append(RunRequest(
                 run_key=f"{d.model}|{d.recipe}|nightly",
                 partition_key=MultiPartitionKey({"model": d.model, "recipe": d.recipe}),
-                tags={"dmc/trigger": "nightly", "dmc/recipe": d.recipe, "dmc/reason": d.reason[:200],
-                      **placement_tags(recipe_placement(recipes_dir, d.recipe), None)},
+                tags={"dmc/trigger": "nightly", "dmc/recipe": d.recipe, "dmc/reason": d.reason[:200]},
             ))
     if not requests:
         fresh = sum(d.action == "fresh" for d in decisions)
+        if releases.launched:
+            # The backfills are the night's work; a schedule can only report them in its skip message.
+            return SkipReason(f"launched {len(releases.launched)} release backfill(s): "
+                              + "; ".join(releases.launched) + f"; {fresh} other variant(s) up to date")
         return SkipReason(f"nothing new or stale: {fresh} variant(s) up to date, "
-                          f"{sum(d.action == 'skip' for d in decisions)} without a base model")
+                          f"{sum(d.action == 'skip' for d in decisions)} without a base model"
+                          + (f"; releases not checked: {releases.note}" if releases.note else ""))
     return requests
 
 
@@ -147,7 +221,8 @@ def nightly_run_requests(context: ScheduleEvaluationContext):
     cron_schedule=nightly_cron(),
     execution_timezone=nightly_timezone(),
     default_status=default_schedule_status(),
-    description="Compresses every wanted (model, recipe) pair whose variant is missing or stale; nothing else.",
+    description="Checks the watchlist for new Hub releases (one backfill each: base and variants), then "
+                "compresses every other wanted (model, recipe) pair whose variant is missing or stale.",
 )
-def nightly_compression(context: ScheduleEvaluationContext):
-    return nightly_run_requests(context)
+def nightly_compression(context: ScheduleEvaluationContext, hub: HuggingFaceHubResource):
+    return nightly_run_requests(context, hub)

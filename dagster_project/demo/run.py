@@ -56,6 +56,39 @@ def materialize_variant_graph(instance, model: str, recipes: list[str], log=prin
     return outcome
 
 
+SHOWN_EXTRA = ("bits_per_byte",)  # shown beside the primary metrics; not part of the gate
+SHORT = {("dmc_jargon_ppl", "token_perplexity"): "token ppl", ("dmc_jargon_ppl", "bits_per_byte"): "bits/byte",
+         ("dmc_jargon_lastword", "acc"): "next-word acc"}
+
+
+def comparison_table(model: str, reports: dict[str, dict | None], approved: set[tuple[str, str]]) -> str:
+    """One row for the base and one per variant: size, each primary metric (+ bits per byte),
+    average recovery against the gate, and whether the variant was approved and registered."""
+    done = [r for r in reports.values() if r]
+    if not done:
+        return "no evaluation finished: see the runs in the UI"
+    columns = [(x["task"], x["metric"]) for x in done[0]["recoveries"] if x["primary"] or x["metric"] in SHOWN_EXTRA]
+    heads = [SHORT.get((t, m), f"{t}/{m}") for t, m in columns]
+    width = max(12, *(len(h) for h in heads))
+    lines = [f"{'model':<12} {'recipe':<20} {'size MB':>8} {'ratio':>6} "
+             + " ".join(f"{h:>{width}}" for h in heads) + f" {'recovery %':>10} {'gate %':>6}  approved"]
+    first = done[0]
+    base = {(x["task"], x["metric"]): x["base"] for x in first["recoveries"]}
+    lines.append(f"{model:<12} {'(base)':<20} {first['base_size_bytes'] / 2**20:>8.2f} {1:>5.2f}x "
+                 + " ".join(f"{base.get(c, float('nan')):>{width}.4g}" for c in columns))
+    for recipe, r in reports.items():
+        if r is None:
+            lines.append(f"{model:<12} {recipe:<20} {'-':>8} (no evaluation: see the run in the UI)")
+            continue
+        values = {(x["task"], x["metric"]): x["variant"] for x in r["recoveries"]}
+        avg = r.get("average_recovery")
+        lines.append(f"{model:<12} {recipe:<20} {r['size_bytes'] / 2**20:>8.2f} {r['compression_ratio']:>5.2f}x "
+                     + " ".join(f"{values.get(c, float('nan')):>{width}.4g}" for c in columns)
+                     + f" {avg if avg is not None else float('nan'):>10.2f} {r['threshold']:>6g}  "
+                     + ("yes" if (model, recipe) in approved else "no"))
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default="demo-llama")
@@ -83,18 +116,12 @@ def main(argv: list[str] | None = None) -> int:
 
     layout = layout_for(ArtifactStore.from_env())
     approved = {(v.properties.get("base_model"), v.properties.get("recipe")) for v in open_registry().list_versions()}
-    print()
-    print(f"{'model':<12} {'recipe':<12} {'size MB':>8} {'ratio':>6} {'metric':<28} {'base':>9} {'variant':>9} {'recovery %':>10}  approved")
+    reports = {}
     for recipe in recipes:
         path = layout.variant_dir(args.model, recipe) / EVALUATION_FILENAME
-        if not path.is_file():
-            print(f"{args.model:<12} {recipe:<12} {'-':>8} (no evaluation: see the run in the UI)")
-            continue
-        r = json.loads(path.read_text())
-        for rec in [x for x in r["recoveries"] if x["primary"]]:
-            print(f"{args.model:<12} {recipe:<12} {r['size_bytes'] / 2**20:>8.2f} {r['compression_ratio']:>5.2f}x "
-                  f"{rec['task'] + '/' + rec['metric']:<28} {rec['base']:>9.4g} {rec['variant']:>9.4g} "
-                  f"{rec['recovery_pct']:>10.2f}  {'yes' if (args.model, recipe) in approved else 'no'}")
+        reports[recipe] = json.loads(path.read_text()) if path.is_file() else None
+    print()
+    print(comparison_table(args.model, reports, approved))
     print("\nLook approved models up with:  .venv/bin/dmc models list")
     return 0
 

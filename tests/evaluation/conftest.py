@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dagster_project.settings import PACKAGE_DATA
 
 FAKE_RUNNER = Path(__file__).with_name("fake_vllm_lm_eval.py")
+# 12 four-way items: a held-out passage's real continuation vs the same words shuffled.
+TINY_CLOZE = Path(__file__).with_name("data") / "tiny_cloze.jsonl"
 
 
 @pytest.fixture
@@ -20,8 +21,7 @@ def user_tasks(tmp_path) -> Path:
     """`<dir>/tiny_cloze.yaml` over 12 local jsonl items, and `task_sets.yaml` naming set `tiny`."""
     d = tmp_path / "user_tasks"
     d.mkdir()
-    rows = (PACKAGE_DATA / "eval" / "jargon_heldout_cloze.jsonl").read_text().splitlines()[:12]
-    (d / "tiny_cloze.jsonl").write_text("\n".join(rows) + "\n")
+    (d / "tiny_cloze.jsonl").write_text(TINY_CLOZE.read_text())
     (d / "tiny_cloze.yaml").write_text(yaml.safe_dump({
         "task": "tiny_cloze",
         "dataset_path": "json",

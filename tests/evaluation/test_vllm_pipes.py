@@ -8,6 +8,7 @@ replaced by lm-eval's `hf` model on CPU."""
 
 import ast
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -141,7 +142,7 @@ def test_vllm_backend_through_pipes_end_to_end(demo_model, project_state, dagste
     cfg = eval_run_config(backend="vllm", limit=12)
     res = materialize_assets(dagster_instance, [d.base_model, d.base_evaluation], model, cfg)
     logs = _events_text(dagster_instance, res.run_id)
-    assert "model loaded in" in logs and "dmc_jargon_cloze: acc,none=" in logs  # streamed through Pipes
+    assert "model loaded in" in logs and re.search(r"dmc_jargon_lastword: .*acc,none=", logs)  # streamed through Pipes
     rec = read(fake_vllm)
     assert rec["model"] == "vllm"
     assert rec["model_args"].endswith(",dtype=bfloat16,max_model_len=4096,gpu_memory_utilization=0.8,"
@@ -161,11 +162,15 @@ def test_vllm_backend_through_pipes_end_to_end(demo_model, project_state, dagste
     assert report["backend"] == "vllm" and report["limit"] == 12
     assert report["eval"]["backend"] == "vllm"
     tasks = {(r["task"], r["metric"]) for r in report["recoveries"]}
-    assert {("dmc_jargon_ppl", "word_perplexity"), ("dmc_jargon_cloze", "acc")} <= tasks
-    assert report["average_recovery"] is not None and report["average_recovery"] > 50
+    assert {("dmc_jargon_ppl", "token_perplexity"), ("dmc_jargon_lastword", "acc")} <= tasks
+    # INT8 weights barely move a model: perplexity within 1 %, the average at or above the 98 % demo bar.
+    by_task = {(r["task"], r["metric"]): r["recovery_pct"] for r in report["recoveries"]}
+    print("W8A16 through the vLLM path:", report["average_recovery"], by_task)
+    assert by_task[("dmc_jargon_ppl", "token_perplexity")] >= 99.0, by_task
+    assert report["average_recovery"] is not None and report["average_recovery"] >= 98.0, by_task
     assert report["speed"]["new_tokens"] >= 1 and report["approval"]["checks"]["loads_and_generates"]["passed"]
     raw = read(vdir / "lm_eval_results.json")  # the runner's own results, stored with the variant
-    assert raw["config"]["model"] == "vllm" and "dmc_jargon_cloze" in raw["results"]
+    assert raw["config"]["model"] == "vllm" and "dmc_jargon_lastword" in raw["results"]
     assert raw["n-shot"] and raw["versions"]
     base_files = list((project_state / "artifacts/models" / model / "base_eval").glob("*-vllm*.lm_eval.json"))
     assert len(base_files) == 1
@@ -178,12 +183,12 @@ def test_runner_failure_surfaces_in_dagster(fake_vllm, monkeypatch, tmp_path):
     monkeypatch.setenv("FAKE_VLLM_MODE", "fail")
 
     @asset
-    def vllm_eval(context: AssetExecutionContext, pipes_subprocess: PipesSubprocessClient):
-        vllm_pipes.evaluate_vllm(context, pipes_subprocess, tmp_path / "model", resolve_task_set("demo"),
+    def vllm_eval(context: AssetExecutionContext, vllm_pipes_client: PipesSubprocessClient):
+        vllm_pipes.evaluate_vllm(context, vllm_pipes_client, tmp_path / "model", resolve_task_set("demo"),
                                  tmp_path / "out.json")
 
     with DagsterInstance.ephemeral() as instance:
-        res = materialize([vllm_eval], resources={"pipes_subprocess": PipesSubprocessClient()}, instance=instance,
+        res = materialize([vllm_eval], resources={"vllm_pipes_client": PipesSubprocessClient()}, instance=instance,
                           raise_on_error=False)
         assert not res.success
         failure = res.get_step_failure_events()[0].event_specific_data.error
@@ -230,8 +235,14 @@ def test_k8s_pod_for_pipes_k8s_client():
     assert kwargs["image"] == "quay.io/acme/dmc-eval:1.0"
     assert kwargs["command"][:3] == ["python", "-m", "dagster_project.evaluation.vllm_runner"]
     assert kwargs["command"][3:] == inv.command[2:]  # same arguments as the subprocess
-    pod = vllm_pipes.k8s_pod_body(inv, placement=placement, model_size_gb=8, models_pvc="dmc-models",
-                                  pipes_env={"DAGSTER_PIPES_CONTEXT": "e30=", "DAGSTER_PIPES_MESSAGES": "e30="})
+    # What PipesK8sClient.run(**kwargs) creates: dagster-k8s's own build_pod_body, Pipes env added.
+    from dagster_k8s.pipes import build_pod_body
+    from kubernetes.client import ApiClient
+
+    body = build_pod_body(pod_name="dmc-vllm-eval", image=kwargs["image"], command=kwargs["command"],
+                          env_vars={**kwargs["env"], "DAGSTER_PIPES_CONTEXT": "e30=", "DAGSTER_PIPES_MESSAGES": "e30="},
+                          base_pod_meta=kwargs["base_pod_meta"], base_pod_spec=kwargs["base_pod_spec"])
+    pod = {"apiVersion": "v1", "kind": "Pod", **ApiClient().sanitize_for_serialization(body)}
     kubernetes_validate.validate(pod, "1.33.0", strict=True)
     spec = pod["spec"]
     (c,) = spec["containers"]
