@@ -11,6 +11,10 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 DOCKER=/usr/bin/docker
 export DOCKER_BUILDKIT=1
+# The daemon is stopped again at exit unless it was already running (no process left behind).
+if ! DOCKER_HOST=unix:///run/dmc-docker/docker.sock "$DOCKER" version >/dev/null 2>&1; then
+  trap 'bash scripts/images/dockerd.sh stop' EXIT
+fi
 DOCKER_HOST="$(bash scripts/images/dockerd.sh start)"; export DOCKER_HOST
 TAG="${DMC_IMAGE_TAG:-$(python3 -c 'import tomllib; print(tomllib.load(open("pyproject.toml","rb"))["project"]["version"])')}"
 mkdir -p var/images

@@ -102,6 +102,7 @@ class E2E:
             run([DOCKER, "save", "-o", str(tar), self.image], env={"DOCKER_HOST": docker_host()}, timeout=1800)
         run(["bash", str(ROOT / "scripts/k8s/cluster.sh"), "import", str(tar)], env=self.env, timeout=1800)
         tar.unlink()
+        run(["bash", str(ROOT / "scripts/images/dockerd.sh"), "stop"], check=False)
 
     # -- services ------------------------------------------------------------------------------
     def postgres(self) -> str:
