@@ -151,8 +151,10 @@ class E2E:
         (work / "rendered.yaml").write_text(rendered)
         models = self.state / "models"
         # Demo model pre-seeded in the PVC's cache (as a previous run would have left it).
-        from_cache = Path(run([str(PY), "-c", "from dagster_project.demo.model import build_demo_model as b;"
-                                                "print(b(log=lambda m: None).path)"]).stdout.strip())
+        from_cache = Path(run([str(PY), "-c", "from dagster_project.demo.model import demo_model_dir as d;"
+                                                "print(d())"]).stdout.strip())
+        if not (from_cache / "config.json").is_file():
+            raise SystemExit(f"demo model not cached at {from_cache}: run `make demo` first")
         seed = models / "cache" / "demo-model" / from_cache.name
         if not seed.exists():
             shutil.copytree(from_cache, seed)
