@@ -315,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             with stage("teardown"):
                 e.stop()
+                shutil.rmtree(state, ignore_errors=True)
         log("timings: " + ", ".join(f"{n} {s:.0f} s" for n, s in TIMES) + f"; total {time.monotonic() - t0:.0f} s")
     return 0
 
