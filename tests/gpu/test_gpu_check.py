@@ -21,7 +21,7 @@ import sys
 
 class _NotOnGpuMachine:
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {"dagster", "dagster_pipes", "dagster_k8s", "dagster_postgres", "model_registry"}:
+        if name.split(".")[0] in {"dagster", "dagster_pipes", "dagster_k8s", "dagster_postgres", "model_registry", "mlflow"}:
             raise ModuleNotFoundError(f"{name} is not on the GPU machine")
         return None
 
