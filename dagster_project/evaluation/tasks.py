@@ -86,9 +86,10 @@ def offline_task_configs() -> dict[str, dict]:
             "dataset_kwargs": {"data_files": {"test": str(eval_dir / "jargon_heldout_lastword.jsonl")}},
             "test_split": "test",
             "output_type": "loglikelihood",
-            "doc_to_text": "{{context}}",
+            # The space goes at the end of the context: lm-eval moves it into the continuation, so
+            # the model scores " word" as it was trained (its target_delimiter is not applied here).
+            "doc_to_text": "{{context}} ",
             "doc_to_target": "{{target}}",
-            "target_delimiter": " ",
             "metric_list": [
                 {"metric": "acc", "aggregation": "mean", "higher_is_better": True},
             ],
