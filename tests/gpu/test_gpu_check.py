@@ -19,9 +19,11 @@ import wheelcheck  # noqa: E402
 NOT_ON_GPU_MACHINE = """
 import sys
 
+ABSENT = {"dagster", "dagster_pipes", "dagster_k8s", "dagster_postgres", "model_registry", "mlflow"}
+
 class _NotOnGpuMachine:
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {"dagster", "dagster_pipes", "dagster_k8s", "dagster_postgres", "model_registry"}:
+        if name.split(".")[0] in ABSENT:
             raise ModuleNotFoundError(f"{name} is not on the GPU machine")
         return None
 
