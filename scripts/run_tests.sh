@@ -40,6 +40,9 @@ fi
 echo "== BuildKit Dockerfile parser check (Go, cached) =="
 bash scripts/build_dockerfile_lint.sh
 
+echo "== Kubernetes binaries for tests/k8s (built from the k8s.io/kubernetes Go module, cached) =="
+bash scripts/k8s/build_kubernetes.sh
+
 echo "== pytest =="
 set +e
 "$PY" -m pytest "$@"

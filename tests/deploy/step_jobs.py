@@ -49,8 +49,13 @@ def schedule_run(defs, instance) -> tuple[str, dict, dict]:
     instance.report_runless_asset_event(AssetMaterialization("base_model", partition="demo-llama"))
     instance.report_runless_asset_event(AssetMaterialization("calibration_dataset", partition="demo-llama"))
     schedule = defs.get_schedule_def("nightly_compression")
+    from dagster_project.resources.hf_hub import HuggingFaceHubResource
+
+    # An empty watchlist: no Hub release to look for, only the catalog's missing variants.
+    os.environ["DMC_WATCHLIST_FILE"] = os.path.join(instance.root_directory, "no-watchlist.yaml")
     ctx = build_schedule_context(instance=instance, instance_ref=instance.get_ref(),
                                  repository_def=defs.get_repository_def(),
+                                 resources={"hub": HuggingFaceHubResource(endpoint="http://127.0.0.1:9")},
                                  scheduled_execution_time=datetime(2026, 1, 1, 2, tzinfo=timezone.utc))
     data = schedule.evaluate_tick(ctx)
     (req,) = [r for r in data.run_requests if "w4a16-gptq" in str(r.partition_key)]
