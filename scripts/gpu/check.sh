@@ -3,7 +3,7 @@
 # with .gpu-carry/ carried (`make gpu-wheels` fills it here):
 #     bash scripts/gpu/check.sh
 # installs the carried wheels the machine lacks, then runs scripts/gpu/gpu_check.py on CUDA: every
-# built-in recipe on the demo model and on a ~100 M-parameter model trained there. Results:
+# built-in recipe on the demo model and on a 102 M-parameter model trained there. Results:
 # $OUT/gpu_results.json and $OUT/gpu_check.log when $OUT is set (the device tool's folder), else var/gpu-check/.
 #     bash scripts/gpu/check.sh --dry-run      (or DMC_GPU_DRY_RUN=1; `make gpu-check`)
 # runs the same steps here on CPU with the local venv, a small second model and CUDA-only recipes skipped.

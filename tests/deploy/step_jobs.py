@@ -48,11 +48,11 @@ def schedule_run(defs, instance) -> tuple[str, dict, dict]:
     instance.add_dynamic_partitions("recipes", ["w4a16-gptq"])
     instance.report_runless_asset_event(AssetMaterialization("base_model", partition="demo-llama"))
     instance.report_runless_asset_event(AssetMaterialization("calibration_dataset", partition="demo-llama"))
+    schedule = defs.get_schedule_def("nightly_compression")
     from dagster_project.resources.hf_hub import HuggingFaceHubResource
 
-    schedule = defs.get_schedule_def("nightly_compression")
-    # The release check first asks the Hub about the watchlist; a closed loopback port answers
-    # "unavailable" at once, and the schedule goes on to the missing variants (what this test is about).
+    # An empty watchlist: no Hub release to look for, only the catalog's missing variants.
+    os.environ["DMC_WATCHLIST_FILE"] = os.path.join(instance.root_directory, "no-watchlist.yaml")
     ctx = build_schedule_context(instance=instance, instance_ref=instance.get_ref(),
                                  repository_def=defs.get_repository_def(),
                                  resources={"hub": HuggingFaceHubResource(endpoint="http://127.0.0.1:9")},

@@ -19,13 +19,10 @@ import wheelcheck  # noqa: E402
 NOT_ON_GPU_MACHINE = """
 import sys
 
-class _NotOnGpuMachine:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {"dagster", "dagster_pipes", "dagster_k8s", "dagster_postgres", "model_registry"}:
-            raise ModuleNotFoundError(f"{name} is not on the GPU machine")
-        return None
-
-sys.meta_path.insert(0, _NotOnGpuMachine())
+# None in sys.modules: `import dagster` raises ModuleNotFoundError and importlib.util.find_spec answers
+# None, exactly as where the package is not installed (libraries probe for mlflow that way).
+for name in ("dagster", "dagster_pipes", "dagster_k8s", "dagster_postgres", "model_registry", "mlflow"):
+    sys.modules[name] = None
 """
 
 
