@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 EXTRAS ?= compress,eval,k8s,dev
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: install demo test ui bench lookup clean
+.PHONY: install demo test ui bench lookup clean images k8s-up k8s-down k8s-test k8s-e2e
 
 install: $(VENV)/.installed
 
@@ -31,6 +31,28 @@ lookup: install        ## approved models in the registry
 
 bench: install         ## every benchmark ratio (see benchmarks/README.md)
 	$(BIN)/python benchmarks/run_all.py
+
+images: install        ## build both images offline (local Debian base, private dockerd) and smoke-run them
+	bash scripts/images/build.sh
+
+k8s-up:                ## a real one-node Kubernetes cluster on loopback (prints its kubeconfig)
+	bash scripts/k8s/cluster.sh start
+
+k8s-down:              ## stop that cluster (no process left behind)
+	bash scripts/k8s/cluster.sh stop
+
+k8s-test: install      ## the real scheduler places GPU step pods only with their toleration
+	$(BIN)/python -m pytest tests/k8s -x -q
+
+k8s-e2e: install      ## the demo graph as pods on that cluster (needs `make images`); tears it all down
+	$(BIN)/python scripts/k8s/e2e.py
+
+.PHONY: gpu-wheels gpu-check
+gpu-wheels: install    ## fill .gpu-carry/ (wheels + demo model) for the GPU run (benchmarks/gpu.md)
+	bash scripts/gpu/prepare.sh
+
+gpu-check: install     ## the GPU check's dry run here on CPU (on the GPU machine: bash scripts/gpu/check.sh)
+	bash scripts/gpu/check.sh --dry-run
 
 clean:
 	rm -rf var .pytest_cache

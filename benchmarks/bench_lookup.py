@@ -1,18 +1,22 @@
-"""Lookup latency of both registry backends against the 50 ms goal.
+"""Lookup latency over 1,000 registered versions: local SQLite and the REAL servers.
 
     python benchmarks/bench_lookup.py [--versions 1000] [--remote-versions 1000] [--repeats 15]
 
-Registers N versions (10 base models x 4 recipes x families) in a fresh local SQLite registry
-and, when $DMC_REGISTRY_URL points at a real Kubeflow Model Registry, in that server too
-(under a unique run prefix, since the server cannot delete), then times filtered list_versions
-calls and prints median milliseconds and the ratio to the 50 ms goal.
+Backends: LocalRegistry (goal 50 ms), the Kubeflow Model Registry v0.3.14 unmodified (REST
+v1alpha3; $DMC_REGISTRY_URL) and MLflow 3.17.2 ($DMC_MLFLOW_URL), goal 300 ms each. A server that
+is not configured is started on loopback by the project's scripts (private state dir) and
+stopped afterwards. Each backend gets N versions under a unique prefix (servers cannot delete);
+three common queries are timed: all approved; by base model; by recipe + min recovery.
+Prints a table per backend and one `RESULT {json}` line per query for run_all.py.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -20,11 +24,13 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 from dagster_project.registry import VariantRecord, open_registry  # noqa: E402
 
-GOAL_MS = 50.0
+LOCAL_GOAL_MS = 50.0
+SERVER_GOAL_MS = 300.0
 RECIPES = [("w4a16-rtn", "W4A16"), ("w4a16-gptq", "W4A16"), ("w8a8-sq-gptq", "W8A8"), ("fp8-dynamic", "FP8_DYNAMIC")]
 
 
@@ -32,14 +38,13 @@ def records(n: int, prefix: str) -> list[VariantRecord]:
     out = []
     for i in range(n):
         recipe, scheme = RECIPES[i % len(RECIPES)]
-        base = f"org/{prefix}-base-{i % 10}"
         out.append(
             VariantRecord(
                 model_name=f"{prefix}-base-{i % 10}-{recipe}",
                 version_name=f"v-{i:012x}",
                 uri=f"pvc://models/{prefix}/{i}",
                 properties={
-                    "base_model": base,
+                    "base_model": f"org/{prefix}-base-{i % 10}",
                     "recipe": recipe,
                     "scheme": scheme,
                     "recovery_avg": f"{95 + (i * 37 % 500) / 100:.2f}",
@@ -47,26 +52,26 @@ def records(n: int, prefix: str) -> list[VariantRecord]:
                     "bench_prefix": prefix,
                 },
                 source_id=f"run-{i}",
-                source_name=f"published_variant[{i}]",
+                source_name=f"registry_entry[{i}]",
                 approved=i % 9 != 0,
             )
         )
     return out
 
 
-def time_queries(reg, prefix: str, repeats: int) -> list[tuple[str, float, int]]:
-    base = f"org/{prefix}-base-3"
-    queries = {
-        "base_model": dict(base_model=base),
-        "base_model+recipe": dict(base_model=base, recipe="w4a16-gptq"),
-        "scheme+min_recovery": dict(scheme="W4A16", min_recovery=99.0),
-        "min_recovery": dict(min_recovery=99.5),
-        "all approved (no filter)": dict(),
+def queries(prefix: str) -> dict[str, dict]:
+    return {
+        "all approved": {},
+        "by base model": {"base_model": f"org/{prefix}-base-3"},
+        "by recipe + min recovery": {"recipe": "w4a16-gptq", "min_recovery": 99.0},
     }
+
+
+def time_queries(reg, prefix: str, repeats: int) -> list[tuple[str, float, int]]:
     rows = []
-    for name, kw in queries.items():
-        reg.list_versions(**kw)  # warm-up
-        samples = []
+    for name, kw in queries(prefix).items():
+        reg.list_versions(**kw)  # warm-up (connection, server caches)
+        samples, hits = [], []
         for _ in range(repeats):
             t0 = time.perf_counter()
             hits = reg.list_versions(**kw)
@@ -75,54 +80,162 @@ def time_queries(reg, prefix: str, repeats: int) -> list[tuple[str, float, int]]
     return rows
 
 
-def report(title: str, register_s: float, n: int, rows) -> None:
+def report(title: str, register_s: float, n: int, rows, goal_ms: float) -> None:
     print(f"\n== {title}: {n} versions registered in {register_s:.1f} s ({register_s / n * 1000:.1f} ms each)")
     print(f"{'query':28} {'median ms':>10} {'x goal':>7} {'hits':>6}")
     for name, med, hits in rows:
-        print(f"{name:28} {med:10.2f} {med / GOAL_MS:7.2f} {hits:6d}")
+        print(f"{name:28} {med:10.2f} {med / goal_ms:7.2f} {hits:6d}")
+        print("RESULT " + json.dumps({
+            "name": f"lookup, {title.split(' (')[0]}: {name}", "inputs": f"{n} versions, {hits} hits",
+            "measured": f"{med:.1f} ms", "goal": f"<= {goal_ms:.0f} ms", "ratio": round(med / goal_ms, 3),
+            "ok": med <= goal_ms,
+        }))
+
+
+def seed(url: str, recs: list[VariantRecord], workers: int = 8) -> float:
+    """Write the versions with the fewest requests (what is measured is the lookup, not publication):
+    Kubeflow by plain REST POSTs, MLflow by the client with all tags at creation; the same objects
+    `publish` writes. Then one real publish of the first record must find it all in place."""
+    t0 = time.perf_counter()
+    if url.startswith("mlflow+"):
+        _seed_mlflow(url[len("mlflow+"):], recs, workers)
+    else:
+        _seed_kubeflow(url, recs, workers)
+    seeded = time.perf_counter() - t0
+    reg = open_registry(url)
+    before = reg.get(recs[0].model_name, recs[0].version_name)
+    after = reg.publish(recs[0])
+    assert before == after, f"seeded entry differs from a published one:\n{before}\n{after}"
+    reg.close()
+    return seeded
+
+
+def _seed_kubeflow(url: str, recs: list[VariantRecord], workers: int) -> None:
+    import urllib.request
+
+    from dagster_project.registry.kubeflow import _storage_path, artifact_name
+    from dagster_project.registry.kubeflow_api import api_prefix, detect_api_version
+
+    base = url.rstrip("/") + api_prefix(detect_api_version(url.rstrip("/"), None, 10))
+
+    def post(path: str, body: dict) -> dict:
+        req = urllib.request.Request(base + path, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310 - loopback
+            return json.loads(resp.read())
+
+    def props(rec: VariantRecord) -> dict:
+        return {k: {"metadataType": "MetadataStringValue", "string_value": v}
+                for k, v in rec.version_properties().items()}
+
+    models = {}
+    for rec in recs:
+        if rec.model_name not in models:
+            models[rec.model_name] = post("/registered_models", {"name": rec.model_name, "owner": "dagster"})["id"]
+
+    def one(rec: VariantRecord) -> None:
+        mv = post(f"/registered_models/{models[rec.model_name]}/versions",
+                  {"name": rec.version_name, "author": "dagster", "registeredModelId": models[rec.model_name],
+                   "customProperties": props(rec)})
+        art = {"artifactType": "model-artifact", "name": artifact_name(rec.model_name, rec.version_name),
+               "uri": rec.uri, "modelFormatName": rec.model_format_name, "modelSourceKind": "dagster",
+               "modelSourceClass": rec.source_class, "modelSourceId": rec.source_id,
+               "modelSourceName": rec.source_name}
+        if _storage_path(rec.uri):
+            art["storagePath"] = _storage_path(rec.uri)
+        post(f"/model_versions/{mv['id']}/artifacts", art)
+
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(one, recs))
+
+
+def _seed_mlflow(tracking: str, recs: list[VariantRecord], workers: int) -> None:
+    from mlflow import MlflowClient
+
+    from dagster_project.registry.mlflow_registry import MlflowRegistry
+
+    client = MlflowClient(tracking_uri=tracking, registry_uri=tracking)
+    tags_for = MlflowRegistry._tags_for
+    for name in dict.fromkeys(r.model_name for r in recs):
+        client.create_registered_model(name)
+
+    def one(rec: VariantRecord):
+        return rec.model_name, client.create_model_version(
+            rec.model_name, rec.uri, tags=tags_for(None, rec), description=rec.description or None,
+            await_creation_for=0).version
+
+    with ThreadPoolExecutor(workers) as pool:
+        done = list(pool.map(one, recs))
+    newest: dict[str, int] = {}
+    for rec, (name, version) in zip(recs, done, strict=True):
+        if rec.approved:
+            newest[name] = max(newest.get(name, 0), int(version))
+    for name, version in newest.items():
+        client.set_registered_model_alias(name, "approved", str(version))
+
+
+class Servers:
+    """Servers from the environment, else started here by the project's scripts and stopped at exit."""
+
+    def __init__(self):
+        self.state = tempfile.mkdtemp(prefix="dmc-bench-")
+        self.started: list[list[str]] = []
+
+    def url(self, env: str, script: str, state_env: str) -> str:
+        if os.environ.get(env):
+            return os.environ[env]
+        envs = {**os.environ, state_env: f"{self.state}/{env.lower()}"}
+        out = subprocess.run(["bash", str(ROOT / "scripts" / script), "start"], env=envs, capture_output=True,
+                             text=True, timeout=3600)
+        if out.returncode != 0:
+            raise SystemExit(f"could not start {script}: {out.stderr.strip().splitlines()[-1:]}")
+        self.started.append(["bash", str(ROOT / "scripts" / script), "stop", state_env, envs[state_env]])
+        return out.stdout.strip().splitlines()[-1]
+
+    def stop(self):
+        for cmd in self.started:
+            subprocess.run(cmd[:3], env={**os.environ, cmd[3]: cmd[4]}, capture_output=True, timeout=120)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--versions", type=int, default=1000)
-    ap.add_argument("--remote-versions", type=int, default=1000, help="versions registered in the real server")
+    ap.add_argument("--remote-versions", type=int, default=1000, help="versions registered in each real server")
     ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--backends", default="local,kubeflow,mlflow")
     args = ap.parse_args()
     prefix = "bench-" + uuid.uuid4().hex[:6]
+    wanted = set(args.backends.split(","))
 
-    with tempfile.TemporaryDirectory() as d:
-        reg = open_registry(f"sqlite:///{d}/bench.sqlite")
-        t0 = time.perf_counter()
-        for rec in records(args.versions, prefix):
-            reg.publish(rec)
-        reg_s = time.perf_counter() - t0
-        report("LocalRegistry (SQLite)", reg_s, args.versions, time_queries(reg, prefix, args.repeats))
-        reg.close()
+    if "local" in wanted:
+        with tempfile.TemporaryDirectory() as d:
+            reg = open_registry(f"sqlite:///{d}/bench.sqlite")
+            t0 = time.perf_counter()
+            for rec in records(args.versions, prefix):
+                reg.publish(rec)
+            reg_s = time.perf_counter() - t0
+            report("LocalRegistry (SQLite)", reg_s, args.versions, time_queries(reg, prefix, args.repeats), LOCAL_GOAL_MS)
+            reg.close()
 
-    url = os.environ.get("DMC_REGISTRY_URL", "")
-    if url.startswith(("http://", "https://")):
-        recs = records(args.remote_versions, prefix)
-        t0 = time.perf_counter()
-
-        def publish_chunk(chunk):
-            r = open_registry(url)
-            for rec in chunk:
-                r.publish(rec)
-
-        workers = 4
-        with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(publish_chunk, [recs[i::workers] for i in range(workers)]))
-        reg_s = time.perf_counter() - t0
-        reg = open_registry(url)
-        total = len(reg.list_versions(approved_only=False, include_archived=True))
-        report(
-            f"KubeflowRegistry ({url}; server holds {total} versions in all)",
-            reg_s,
-            len(recs),
-            time_queries(reg, prefix, max(3, args.repeats // 3)),
-        )
-    else:
-        print("\n(DMC_REGISTRY_URL not set: Kubeflow backend not measured)")
+    servers = Servers()
+    try:
+        for key, env, script, state_env in (
+            ("kubeflow", "DMC_REGISTRY_URL", "model_registry_server.sh", "DMC_MR_STATE_DIR"),
+            ("mlflow", "DMC_MLFLOW_URL", "mlflow_server.sh", "DMC_MLFLOW_STATE_DIR"),
+        ):
+            if key not in wanted:
+                continue
+            url = servers.url(env, script, state_env)
+            reg_s = seed(url, records(args.remote_versions, prefix))
+            reg = open_registry(url)
+            total = len(reg.list_versions(approved_only=False, include_archived=True))
+            api = f", API {reg.api_version}" if hasattr(reg, "api_version") else ""
+            title = f"{'KubeflowRegistry' if key == 'kubeflow' else 'MlflowRegistry'} ({url}{api}; holds {total} versions)"
+            report(title, reg_s, args.remote_versions, time_queries(reg, prefix, max(3, args.repeats // 3)),
+                   SERVER_GOAL_MS)
+            reg.close()
+    finally:
+        servers.stop()
     return 0
 
 

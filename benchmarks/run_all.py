@@ -54,6 +54,8 @@ BENCHES = [
           (), ("--recipes", "w4a16-rtn"), 1800),
     Bench("backfill", "bench_backfill.py", "backfill: model x recipes, pool 2 vs 1", "<= 0.8",
           (), ("--recipes", "w4a16-rtn,w8a16-rtn"), 1800),
+    Bench("test-goals", "bench_test_goals.py", "speed goals moved out of the tests", "<= 1.0",
+          (), ("--partitions", "10"), 600),
 ]
 
 

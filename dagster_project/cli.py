@@ -3,8 +3,13 @@
     dmc models list [--base-model X] [--recipe R] [--scheme S] [--min-recovery 99] [--all] [--json]
     dmc models show MODEL VERSION [--json]
     dmc models revoke MODEL VERSION
+    dmc models serve MODEL VERSION [--runtime vllm] [--gpu N] [--namespace NS] [--storage-key KEY]
+    dmc recipes list [--json]        (`recipes recipes-list` / `recipes ls` still work)
+    dmc recipes add NAME FILE [--json]
+    dmc recipes render NAME [--architecture A]
 
-Registry: --registry URL, else $DMC_REGISTRY_URL, else the local SQLite registry.
+Registry: --registry URL, else $DMC_REGISTRY_URL, else the local SQLite registry. URLs:
+http(s)://host:port (Kubeflow / RHOAI, API v1alpha3 or v1), mlflow+http(s)://host:port (MLflow).
 Exit codes: 0 ok, 1 nothing matched / not found, 2 error.
 """
 
@@ -22,7 +27,8 @@ def _registry_arg(p: argparse.ArgumentParser) -> None:
         "--registry",
         metavar="URL",
         default=None,
-        help="http(s)://host:port (Kubeflow Model Registry), sqlite:///path or a path;"
+        help="http(s)://host:port (Kubeflow Model Registry), mlflow+http(s)://host:port (MLflow),"
+        " sqlite:///path or a path;"
         " default $DMC_REGISTRY_URL, else the local SQLite registry",
     )
     p.add_argument("--token-file", default=None, help="file holding the bearer token (default: $DMC_REGISTRY_TOKEN)")
@@ -32,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dmc", description="Dagster model compression: published model lookups.")
     sub = parser.add_subparsers(dest="group", required=True, metavar="{models,recipes}")
     models = sub.add_parser("models", help="published compressed models")
-    msub = models.add_subparsers(dest="command", required=True, metavar="{list,show,revoke}")
+    msub = models.add_subparsers(dest="command", required=True, metavar="{list,show,revoke,serve}")
 
     ls = msub.add_parser("list", help="list published versions (approved, not archived, by default)")
     ls.add_argument("--base-model", help="property base_model equals this (e.g. org/name)")
@@ -55,9 +61,20 @@ def build_parser() -> argparse.ArgumentParser:
     rv.add_argument("--json", action="store_true")
     _registry_arg(rv)
 
+    sv = msub.add_parser("serve", help="print a KServe InferenceService (vLLM runtime) for a registered version")
+    sv.add_argument("model")
+    sv.add_argument("version")
+    sv.add_argument("--runtime", default="vllm", help="ServingRuntime: vllm (= vllm-runtime) or a runtime name")
+    sv.add_argument("--gpu", type=int, default=1, metavar="N", help="nvidia.com/gpu per replica (0: none)")
+    sv.add_argument("--namespace", default=None)
+    sv.add_argument("--storage-key", default=None,
+                    help="data connection (secret) holding the S3 credentials; default: storageUri + service account")
+    _registry_arg(sv)
+
     recipes = sub.add_parser("recipes", help="the recipe catalog (built-in and registered user recipes)")
-    rsub = recipes.add_subparsers(dest="command", required=True, metavar="{recipes-list,add,render}")
-    rl = rsub.add_parser("recipes-list", aliases=["ls"], help="built-in and registered recipes")
+    rsub = recipes.add_subparsers(dest="command", required=True, metavar="{list,add,render}")
+    # `recipes-list` was the first spelling; kept so existing scripts keep working.
+    rl = rsub.add_parser("list", aliases=["recipes-list", "ls"], help="built-in and registered recipes")
     rl.add_argument("--json", action="store_true")
     ra = rsub.add_parser("add", help="validate a recipe YAML file and register it as a recipe partition")
     ra.add_argument("name")
@@ -170,6 +187,24 @@ def cmd_revoke(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    import yaml
+
+    from dagster_project.registry.serving import inference_service
+
+    v = _open(args).get(args.model, args.version)
+    if v is None:
+        print(f"dmc: no such version: {args.model}/{args.version}", file=sys.stderr)
+        return 1
+    if args.gpu < 0:
+        print("dmc: error: --gpu must be >= 0", file=sys.stderr)
+        return 2
+    isvc = inference_service(v, runtime=args.runtime, gpus=args.gpu, namespace=args.namespace,
+                             storage_key=args.storage_key)
+    print(yaml.safe_dump(isvc, sort_keys=False), end="")
+    return 0
+
+
 def _recipes_dir():
     from dagster_project.resources.artifact_store import ArtifactStore
     from dagster_project.storage import layout_for
@@ -230,10 +265,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from dagster_project.compression.recipes import RecipeError
 
-    handlers = {"list": cmd_list, "show": cmd_show, "revoke": cmd_revoke, "recipes-list": cmd_recipes_list,
-                "ls": cmd_recipes_list, "add": cmd_recipes_add, "render": cmd_recipes_render}
+    handlers = {("models", "list"): cmd_list, ("models", "show"): cmd_show, ("models", "revoke"): cmd_revoke,
+                ("models", "serve"): cmd_serve,
+                ("recipes", "list"): cmd_recipes_list, ("recipes", "recipes-list"): cmd_recipes_list,
+                ("recipes", "ls"): cmd_recipes_list, ("recipes", "add"): cmd_recipes_add,
+                ("recipes", "render"): cmd_recipes_render}
     try:
-        return handlers[args.command](args)
+        return handlers[args.group, args.command](args)
     except RecipeError as exc:
         print(f"dmc: error: {exc}".replace("\n", " "), file=sys.stderr)
         return 2

@@ -3,7 +3,7 @@
 import os
 
 from dagster import AssetSelection, AutomationConditionSensorDefinition, DefaultSensorStatus
-from dagster import Definitions, PipesSubprocessClient
+from dagster import Definitions
 
 from dagster_project.assets.base_model import base_model
 from dagster_project.assets.calibration_dataset import calibration_dataset
@@ -23,6 +23,7 @@ from dagster_project.automation.jobs import base_model_job, variant_job
 from dagster_project.automation.schedules import nightly_compression
 from dagster_project.automation.watch_sensor import hub_watch_sensor
 from dagster_project.compression.registration import register_recipe_job
+from dagster_project.deployment import executor, vllm_pipes_client
 from dagster_project.resources.artifact_store import ArtifactStore
 from dagster_project.resources.compute import ComputeResource
 from dagster_project.resources.hf_hub import HuggingFaceHubResource
@@ -43,6 +44,8 @@ defs = Definitions(
             minimum_interval_seconds=30, use_user_code_server=True,
         ),
     ],
+    # DMC_EXECUTOR=k8s (set by the Helm chart): one Job per step, placed by each asset's op tags.
+    executor=executor(),
     resources={
         "artifacts": ArtifactStore.from_env(),
         "compute": ComputeResource(device=os.environ.get("DMC_DEVICE", "auto")),
@@ -52,7 +55,8 @@ defs = Definitions(
             publish_organization=os.environ.get("DMC_HUB_ORG", ""),
         ),
         "registry": ModelRegistryResource(token_file=os.environ.get("DMC_REGISTRY_TOKEN_FILE", "")),
-        # Runs the vLLM evaluation in its own environment (evaluation backend "vllm").
-        "pipes_subprocess": PipesSubprocessClient(),
+        # Runs the vLLM evaluation in its own environment (evaluation backend "vllm"):
+        # a PipesK8sClient pod in the eval image on Kubernetes, a subprocess elsewhere.
+        "vllm_pipes": vllm_pipes_client(),
     },
 )

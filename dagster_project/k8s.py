@@ -1,8 +1,11 @@
-"""Where each step runs on Kubernetes: one `Placement`, turned into `dagster-k8s/config` step tags.
+"""Where each step runs on Kubernetes: one `Placement`, turned into `dagster-k8s/config` op tags.
 
 Every GPU/CPU placement decision (resources, tolerations, node selector, images, secrets) comes
 from `Placement`, which the Helm chart fills through the `DMC_K8S_*` environment variables
-(ConfigMap `dmc-env` of the Helm chart). Importing this module is cheap: no dagster_k8s, no kubernetes.
+(ConfigMap `dmc-env` of the Helm chart). Every asset and check takes `op_tags=op_tags(name)`:
+the k8s_job_executor (`DMC_EXECUTOR=k8s`, see `deployment.py`) reads them for each step's Job,
+whatever launched the run (UI, sensor, schedule, backfill) — run-level tags never reach step pods.
+Importing this module is cheap: no dagster, no dagster_k8s, no kubernetes.
 """
 
 from __future__ import annotations
@@ -23,9 +26,22 @@ K8S_CONFIG_TAG = "dagster-k8s/config"
 ENV_PREFIX = "DMC_K8S_"
 CONFIG_FILE_ENV = "DMC_K8S_CONFIG"  # path to a YAML file with Placement fields
 
-# Dagster pool (concurrency key) shared by every step that holds a GPU; limit it per deployment
-# (`dagster instance concurrency set gpu N` or the instance's `concurrency.pools`).
-GPU_POOL = "gpu"
+# Which step kind each asset (and the checks) runs as. "evaluation" follows the chart's
+# evaluation settings (see `step_kind`). The GPU steps share the pool `model_compute`
+# (automation/pools.py): its limit is how many of them run at once.
+ASSET_STEPS: dict[str, str] = {
+    "recipe": "cpu",
+    "base_model": "cpu",
+    "calibration_dataset": "cpu",
+    "compressed_model": "gpu",
+    "base_evaluation": "evaluation",
+    "evaluation_report": "evaluation",
+    "model_comparison": "cpu",
+    "hub_release": "cpu",
+    "registry_entry": "cpu",
+    "checks": "cpu",
+    "register_recipe": "cpu",
+}
 
 
 class Placement(BaseModel):
@@ -61,6 +77,15 @@ class Placement(BaseModel):
     memory_per_model_gb: float = Field(default=2.5, gt=0)
     # vLLM's worker processes share tensors through /dev/shm; the default 64 MiB is too small.
     shm_size: str = "8Gi"
+    # Size in GB of the largest base model this deployment compresses: memory of model steps.
+    model_size_gb: float | None = Field(default=None, ge=0)
+    # Default lm-eval backend of evaluation steps. "vllm": the step is a CPU pod that starts a
+    # PipesK8sClient pod in the eval image; "hf": lm-eval runs in the step pod, on `hf_eval_on`.
+    evaluation_backend: Literal["hf", "vllm"] = "hf"
+    hf_eval_on: Literal["gpu", "cpu"] = "gpu"
+    # The models PVC and where pods mount it: the vLLM pod reads the variant from there.
+    models_pvc: str | None = None
+    models_mount_path: str = "/models"
 
     @classmethod
     def env_names(cls) -> dict[str, str]:
@@ -112,7 +137,7 @@ def _parse_env(name: str, raw: str) -> Any:
             return json.loads(raw)
         # "k=v,k2=v2" for shells and Helm --set
         return dict(item.split("=", 1) for item in raw.split(",") if item.strip())
-    if name in ("compress_image", "image_pull_policy") and raw.strip() == "":
+    if name in ("compress_image", "image_pull_policy", "model_size_gb", "models_pvc") and raw.strip() == "":
         return None
     return raw
 
@@ -194,37 +219,31 @@ def step_tags(
     return {K8S_CONFIG_TAG: config}
 
 
-def pool_for(kind: StepKind) -> str | None:
-    """Concurrency pool for `@asset(pool=...)`: every GPU step shares `GPU_POOL`."""
-    if kind not in STEP_KINDS:
-        raise ValueError(f"unknown step kind {kind!r}")
-    return None if kind == "cpu" else GPU_POOL
+def step_kind(asset: str, placement: Placement) -> StepKind:
+    """The kind of pod an asset's step runs in (KeyError for an asset nobody placed)."""
+    kind = ASSET_STEPS[asset]
+    if kind == "evaluation":
+        return "cpu" if placement.evaluation_backend == "vllm" else placement.hf_eval_on
+    return kind  # type: ignore[return-value]
 
 
-def compute_kinds(kind: StepKind) -> set[str]:
-    """`kinds=` for an asset (icons/filters in the UI)."""
-    if kind not in STEP_KINDS:
-        raise ValueError(f"unknown step kind {kind!r}")
-    return {"kubernetes"} | ({"vllm"} if kind == "vllm-eval" else {"gpu"} if kind == "gpu" else set())
-
-
-def compute_kind_tags(kind: StepKind) -> dict[str, str]:
-    """The same kinds as `dagster/kind/*` tags, for places that take tags rather than `kinds`."""
-    return {f"dagster/kind/{k}": "" for k in sorted(compute_kinds(kind))}
+def op_tags(asset: str, placement: Placement | None = None) -> dict[str, Any]:
+    """`op_tags` of an asset or check: its step pod's placement, from this process's Placement."""
+    p = placement or load_placement()
+    return step_tags(step_kind(asset, p), model_size_gb=p.model_size_gb, placement=p)
 
 
 __all__ = [
+    "ASSET_STEPS",
     "CONFIG_FILE_ENV",
     "ENV_PREFIX",
-    "GPU_POOL",
     "K8S_CONFIG_TAG",
     "STEP_KINDS",
     "Placement",
     "StepKind",
-    "compute_kind_tags",
-    "compute_kinds",
     "load_placement",
     "memory_request_gi",
-    "pool_for",
+    "op_tags",
+    "step_kind",
     "step_tags",
 ]

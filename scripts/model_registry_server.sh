@@ -10,14 +10,22 @@
 #   scripts/model_registry_server.sh stop    # stops server and db (data kept until `clean`)
 #   scripts/model_registry_server.sh clean   # stop + delete the database
 #
-# Env: DMC_MR_STATE_DIR (default /tmp/dmc-model-registry-$UID), DMC_MR_PORT, DMC_MR_DB_PORT,
+# Env: DMC_MR_FLAVOR: upstream (default: v0.3.14 unmodified, REST v1alpha3 as on every GA RHOAI)
+#      or v1-approx (the same with routes renamed to /v1: an approximation of a v1 server; its
+#      state dir gets a "-v1-approx" suffix so both can run at once),
+#      DMC_MR_STATE_DIR (default /tmp/dmc-model-registry-$UID), DMC_MR_PORT, DMC_MR_DB_PORT,
 #      DMC_MR_VERSION (default v0.3.14), DMC_CACHE_DIR (default ~/.cache/dmc).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+FLAVOR="${DMC_MR_FLAVOR:-upstream}"
 STATE="${DMC_MR_STATE_DIR:-/tmp/dmc-model-registry-$(id -u)}"
+API_PATH="/api/model_registry/v1alpha3/registered_models"
+if [[ "$FLAVOR" == v1-approx ]]; then
+  STATE="$STATE-v1-approx"
+  API_PATH="/api/model_registry/v1/registered_models"
+fi
 DBDIR="$STATE/mariadb"
-API_PATH="/api/model_registry/v1/registered_models"
 
 log() { echo "[model_registry_server] $*" >&2; }
 
@@ -88,14 +96,14 @@ cmd_start() {
   if [[ -f "$STATE/url" ]] && alive "$STATE/server.pid" && answers "$(cat "$STATE/url")"; then
     cat "$STATE/url"; return 0
   fi
-  local binary; binary="$("$HERE/registry/build_server.sh" | tail -n1)"
+  local binary; binary="$("$HERE/registry/build_server.sh" "$FLAVOR" | tail -n1)"
   start_db
   local db_port; db_port="$(cat "$STATE/db_port")"
   alive "$STATE/server.pid" && kill "$(cat "$STATE/server.pid")" 2>/dev/null || true
   local port="${DMC_MR_PORT:-$(free_port)}"
   local url="http://127.0.0.1:$port"
   local dsn="mr:mr@tcp(127.0.0.1:$db_port)/model_registry?charset=utf8mb4"
-  log "starting $binary on $url"
+  log "starting $binary ($FLAVOR) on $url"
   setsid "$binary" proxy --hostname 127.0.0.1 --port "$port" --datastore-type embedmd \
     --embedmd-database-type mysql --embedmd-database-dsn "$dsn" \
     >"$STATE/server.log" 2>&1 < /dev/null &
@@ -142,7 +150,7 @@ case "${1:-}" in
   stop) cmd_stop ;;
   status) cmd_status ;;
   url) cmd_url ;;
-  build) "$HERE/registry/build_server.sh" ;;
+  build) "$HERE/registry/build_server.sh" "$FLAVOR" ;;
   clean) cmd_stop; rm -rf "$STATE" ;;
   *) echo "usage: $0 start|stop|status|url|build|clean" >&2; exit 64 ;;
 esac

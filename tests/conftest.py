@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+# The CI skip policy (tests/skip_policy.py); pytester runs the policy's own test.
+pytest_plugins = ["tests.skip_policy", "pytester"]
+
 # Nothing may reach the Hugging Face Hub from tests; loopback servers opt back in explicitly.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")

@@ -11,10 +11,11 @@ from dagster import AssetExecutionContext, DataVersion, MaterializeResult, Metad
 
 from dagster_project.atomic import atomic_directory
 from dagster_project.catalog import REVISION_TAG, ModelSource, resolve_model
+from dagster_project.k8s import op_tags
 from dagster_project.partitions import model_partitions
 from dagster_project.resources.artifact_store import ArtifactStore
 from dagster_project.resources.hf_hub import HuggingFaceHubResource
-from dagster_project.storage import layout_for
+from dagster_project.storage import StepStorage
 
 CODE_VERSION = "1"
 
@@ -24,6 +25,7 @@ CODE_VERSION = "1"
     group_name="models",
     code_version=CODE_VERSION,
     kinds={"huggingface", "pytorch"},
+    op_tags=op_tags("base_model"),
     description="A base model pinned to a revision (commit sha or content hash), stored as a folder.",
 )
 def base_model(
@@ -31,12 +33,21 @@ def base_model(
 ) -> MaterializeResult:
     key = context.partition_key
     source = resolve_model(key, revision=context.run.tags.get(REVISION_TAG))
-    layout = layout_for(artifacts)
-    folder, revision = _fetch(context, source, hub, layout)
+    store = StepStorage(artifacts)
+    layout = store.layout
+    folder, revision = _fetch(context, source, hub, store)
     info = describe_model_folder(folder)
     manifest = {"key": key, "source": source.source, "repo_id": source.repo_id, "revision": revision,
                 "path": str(folder), **info, "license": source.license or info.get("license")}
-    write_json_atomic(layout.base_manifest(key), manifest)
+    if store.remote:  # later steps start on an empty disk: the folder goes to the store
+        stored = layout.base_dir(key, revision)
+        if folder.resolve() != stored.resolve() and not store.has_folder(stored):
+            shutil.rmtree(stored, ignore_errors=True)
+            shutil.copytree(folder, stored)
+        if not store.has_folder(stored):
+            store.push_folder(stored)
+        manifest["store_path"] = store.rel(stored)
+    store.write_json(layout.base_manifest(key), manifest)
     return MaterializeResult(
         metadata={
             "source": source.source,
@@ -52,7 +63,7 @@ def base_model(
     )
 
 
-def _fetch(context, source: ModelSource, hub: HuggingFaceHubResource, layout) -> tuple[Path, str]:
+def _fetch(context, source: ModelSource, hub: HuggingFaceHubResource, store: StepStorage) -> tuple[Path, str]:
     if source.source == "demo":
         from dagster_project.demo.model import build_demo_model
 
@@ -67,7 +78,9 @@ def _fetch(context, source: ModelSource, hub: HuggingFaceHubResource, layout) ->
             raise FileNotFoundError(f"model {source.key!r}: {folder} has no config.json (not a Hugging Face model folder)")
         return folder, folder_content_hash(folder)
     revision = hub.resolve_revision(source.repo_id, source.revision)
-    target = layout.base_dir(source.key, revision)
+    target = store.layout.base_dir(source.key, revision)
+    if store.remote and store.has_folder(target):
+        return store.pull_folder(target), revision
     if not (target / "config.json").is_file():
         context.log.info(f"downloading {source.repo_id}@{revision}")
         with atomic_directory(target, replace=True) as tmp:

@@ -1,14 +1,17 @@
 """Calibration data: tokenized samples for one base model's tokenizer, content-hashed."""
 
 
+from pathlib import Path
+
 from dagster import AssetExecutionContext, Config, DataVersion, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
-from dagster_project.assets.base_model import base_model, read_json, write_json_atomic
+from dagster_project.assets.base_model import base_model
 from dagster_project.calibration.build import DEFAULT_SOURCE, CalibrationSpec, build_calibration
+from dagster_project.k8s import op_tags
 from dagster_project.partitions import model_partitions
 from dagster_project.resources.artifact_store import ArtifactStore
-from dagster_project.storage import layout_for
+from dagster_project.storage import StepStorage
 
 
 class CalibrationConfig(Config):
@@ -26,17 +29,21 @@ class CalibrationConfig(Config):
     group_name="models",
     code_version="1",
     kinds={"huggingface"},
+    op_tags=op_tags("calibration_dataset"),
     description="Tokenized calibration samples (chat template applied when the tokenizer has one).",
 )
 def calibration_dataset(
     context: AssetExecutionContext, config: CalibrationConfig, artifacts: ArtifactStore
 ) -> MaterializeResult:
     key = context.partition_key
-    layout = layout_for(artifacts)
-    base = read_json(layout.base_manifest(key), f"base_model[{key}]")
+    store = StepStorage(artifacts)
+    layout = store.layout
+    base = store.read_json(layout.base_manifest(key), f"base_model[{key}]")
     spec = CalibrationSpec(**config.model_dump())  # validates ranges before loading anything
-    result = build_calibration(spec, tokenizer_dir=base["path"], output_root=layout.calibration_root(key))
-    write_json_atomic(layout.calibration_manifest(key), {**result.__dict__, "base_revision": base["revision"]})
+    result = build_calibration(spec, tokenizer_dir=store.base_folder(base), output_root=layout.calibration_root(key))
+    store.push_folder(Path(result.path))
+    store.write_json(layout.calibration_manifest(key), {**result.__dict__, "base_revision": base["revision"],
+                                                        "store_path": store.rel(result.path)})
     return MaterializeResult(
         metadata={
             "content_hash": result.content_hash,

@@ -7,16 +7,17 @@ from pathlib import Path
 
 from dagster import AssetDep, AssetExecutionContext, DataVersion, MaterializeResult, MetadataValue, asset
 
-from dagster_project.assets.base_model import base_model, read_json
+from dagster_project.assets.base_model import base_model
 from dagster_project.assets.calibration_dataset import calibration_dataset
 from dagster_project.assets.recipe_catalog import recipe as recipe_asset
-from dagster_project.compression.catalog import resolve_recipe
+from dagster_project.compression.catalog import resolve_recipe, user_recipe_path
 from dagster_project.compression.recipes import check_device
 from dagster_project.compression.oneshot_runner import MANIFEST_FILENAME, compress, is_complete_variant, library_versions
+from dagster_project.k8s import op_tags
 from dagster_project.partitions import by_model, by_recipe, variant_partitions
 from dagster_project.resources.artifact_store import ArtifactStore
 from dagster_project.resources.compute import ComputeResource
-from dagster_project.storage import layout_for, publish_folder
+from dagster_project.storage import StepStorage
 
 CODE_VERSION = "1"
 
@@ -41,6 +42,7 @@ def variant_version(base_revision: str, recipe_sha: str, calibration_hash: str |
     code_version=CODE_VERSION,
     kinds={"pytorch"},
     pool="model_compute",
+    op_tags=op_tags("compressed_model"),
     description="A compressed-tensors checkpoint that vLLM serves, with its recipe saved beside the weights.",
 )
 def compressed_model(
@@ -49,27 +51,34 @@ def compressed_model(
     compute: ComputeResource,
 ) -> MaterializeResult:
     model_key, recipe_key = _keys(context)
-    layout = layout_for(artifacts)
-    base = read_json(layout.base_manifest(model_key), f"base_model[{model_key}]")
+    store = StepStorage(artifacts)
+    layout = store.layout
+    base = store.read_json(layout.base_manifest(model_key), f"base_model[{model_key}]")
+    store.pull_file(user_recipe_path(layout.recipes_dir(), recipe_key))  # a registered user recipe
     # Validate the recipe against the architecture before any weights are loaded.
     recipe = resolve_recipe(layout.recipes_dir(), recipe_key, base["architecture"])
     calibration = None
     if recipe.calibrated:
-        calibration = read_json(layout.calibration_manifest(model_key), f"calibration_dataset[{model_key}]")
+        calibration = store.read_json(layout.calibration_manifest(model_key), f"calibration_dataset[{model_key}]")
     libs = library_versions()
     version = variant_version(base["revision"], recipe.sha256, calibration and calibration["content_hash"], libs)
     out = layout.variant_dir(model_key, recipe_key)
 
     device = compute.resolve_device()
     check_device(recipe, device)
-    manifest = _existing_manifest(out)
+    manifest = _existing_manifest(store, out)
     if manifest and manifest.get("version") == version:
         context.log.info(f"variant {model_key} × {recipe_key} is up to date (version {version}): no compression")
         reused = True
+        uri = store.uri(out)
     else:
+        calibration_dir = None
+        if calibration:
+            calibration_dir = (store.pull_folder(layout.root / calibration["store_path"])
+                               if store.remote else Path(calibration["path"]))
         compress(
-            Path(base["path"]), recipe, out,
-            calibration_dir=Path(calibration["path"]) if calibration else None,
+            store.base_folder(base), recipe, out,
+            calibration_dir=calibration_dir,
             device=device, log=context.log.info,
             manifest_extra={
                 "version": version, "base_model": base.get("repo_id") or model_key,
@@ -77,9 +86,9 @@ def compressed_model(
                 "placement": recipe.placement, "calibrated": recipe.calibrated,
             },
         )
-        manifest = _existing_manifest(out)
+        uri = store.push_folder(out)
+        manifest = _existing_manifest(store, out)
         reused = False
-    uri = publish_folder(artifacts, layout, out)
     return MaterializeResult(
         metadata={
             "recipe": recipe_key,
@@ -92,6 +101,8 @@ def compressed_model(
             "reused_existing": MetadataValue.bool(reused),
             "wall_seconds": MetadataValue.float(manifest["wall_seconds"]),
             "peak_rss_mb": MetadataValue.float(manifest["peak_rss_mb"]),
+            **({"peak_rss_increase_mb": MetadataValue.float(manifest["peak_rss_increase_mb"])}
+               if "peak_rss_increase_mb" in manifest else {}),  # absent from variants made before it was measured
             **({"peak_gpu_mb": MetadataValue.float(manifest["peak_gpu_mb"])} if manifest.get("peak_gpu_mb") else {}),
             "size_mb": MetadataValue.float(round(manifest["size_bytes"] / 2**20, 3)),
             "base_size_mb": MetadataValue.float(round(manifest["base_size_bytes"] / 2**20, 3)),
@@ -110,7 +121,9 @@ def _keys(context: AssetExecutionContext) -> tuple[str, str]:
     return keys["model"], keys["recipe"]
 
 
-def _existing_manifest(out: Path) -> dict | None:
+def _existing_manifest(store: StepStorage, out: Path) -> dict | None:
+    if store.remote:  # the store's copy decides; its weights are pulled only when a step needs them
+        return store.read_folder_json(out, MANIFEST_FILENAME, "variant manifest")
     if not is_complete_variant(out):
         return None
     return json.loads((out / MANIFEST_FILENAME).read_text())

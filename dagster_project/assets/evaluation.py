@@ -17,23 +17,25 @@ from dagster import (
     DataVersion,
     MaterializeResult,
     MetadataValue,
-    PipesSubprocessClient,
+    PipesClient,
+    ResourceParam,
     asset,
     asset_check,
 )
 from pydantic import Field
 
-from dagster_project.assets.base_model import base_model, read_json, write_json_atomic
+from dagster_project.assets.base_model import base_model
 from dagster_project.assets.compressed_model import compressed_model
 from dagster_project.automation.conditions import comparison_condition, evaluation_condition
 from dagster_project.catalog import resolve_model
 from dagster_project.compression.oneshot_runner import MANIFEST_FILENAME
 from dagster_project.evaluation.approval import EVALUATION_FILENAME, Approval, decide_approval
 from dagster_project.evaluation.tasks import resolve_task_set, task_set_fingerprint
-from dagster_project.partitions import by_model, model_partitions, variant_partitions
+from dagster_project.k8s import load_placement, op_tags
+from dagster_project.partitions import by_model, model_partitions, recipe_partitions, variant_partitions
 from dagster_project.resources.artifact_store import ArtifactStore
 from dagster_project.resources.compute import ComputeResource
-from dagster_project.storage import layout_for
+from dagster_project.storage import StepStorage
 
 CODE_VERSION = "1"
 LM_EVAL_RESULTS_FILENAME = "lm_eval_results.json"  # lm-eval's own results dict, beside evaluation.json
@@ -56,7 +58,9 @@ class EvaluationConfig(Config):
     limit: int | None = Field(default=None, ge=1, description="cap examples per task (smoke runs)")
     recovery_threshold: float | None = Field(default=None, gt=0, le=200, description="override the task set's")
     backend: Literal["hf", "vllm"] = Field(
-        default="hf", description="hf: lm-eval in this process; vllm: lm-eval + vLLM in its own environment via Pipes")
+        # The chart's default (DMC_K8S_EVALUATION_BACKEND) also decides where the step pod runs.
+        default=load_placement().evaluation_backend,
+        description="hf: lm-eval in this process; vllm: lm-eval + vLLM in its own environment via Pipes")
     include_path: str = Field(
         default="", description="folder of user lm-eval task YAMLs (and task_sets.yaml); empty: $DMC_EVAL_INCLUDE_PATH")
     vllm: VllmConfig = Field(default_factory=VllmConfig)
@@ -97,10 +101,9 @@ def _eval_key(task_set, fingerprint: str, config: EvaluationConfig) -> str:
     return key
 
 
-def _run_evaluation(context, config: EvaluationConfig, pipes_subprocess, model_path: Path, task_set,
-                    results_path: Path, device: str, batch_size: int, layout, fingerprint: str):
+def _run_evaluation(context, config: EvaluationConfig, vllm_pipes, model_path: Path, task_set,
+                    results_path: Path, device: str, batch_size: int, store: StepStorage, fingerprint: str):
     """(EvalResult, speed dict) with the configured backend. The raw lm-eval results land in `results_path`."""
-    from dagster_project.assets.base_model import write_json_atomic
     from dagster_project.evaluation.speed import measure_generation
     from dagster_project.evaluation.tasks import add_derived_scores
 
@@ -110,20 +113,22 @@ def _run_evaluation(context, config: EvaluationConfig, pipes_subprocess, model_p
         from dagster_project.evaluation.vllm_pipes import evaluate_vllm
 
         # Shipped tasks with their data on the artifact store, so that a pod sees them too.
-        task_dir = write_task_dir(layout.root / "eval_tasks" / f"{task_set.name}-{fingerprint}")
+        task_dir = write_task_dir(store.layout.root / "eval_tasks" / f"{task_set.name}-{fingerprint}")
         result, speed, _ = evaluate_vllm(
-            context, pipes_subprocess, model_path, task_set, results_path,
+            context, vllm_pipes, model_path, task_set, results_path,
             include_paths=[str(task_dir), *([include] if include else [])], limit=_limit(config),
             settings=_vllm_settings(config),
         )
+        if results_path.is_file():
+            store.push_file(results_path)
         return add_derived_scores(result, model_path, _limit(config)), speed
     from dagster_project.evaluation.hf_eval import evaluate_hf
 
     speed = asdict(measure_generation(model_path, device=device))
     result = evaluate_hf(model_path, task_set, device=device, batch_size=batch_size, include_path=include,
                          limit=_limit(config))
-    write_json_atomic(results_path, {"results": result.raw, "backend": "hf", "lm_eval_version": result.lm_eval_version,
-                                     "eval_seconds": result.eval_seconds, "model_path": str(model_path)})
+    store.write_json(results_path, {"results": result.raw, "backend": "hf", "lm_eval_version": result.lm_eval_version,
+                                    "eval_seconds": result.eval_seconds, "model_path": str(model_path)})
     return add_derived_scores(result, model_path, _limit(config)), speed
 
 
@@ -134,34 +139,36 @@ def _run_evaluation(context, config: EvaluationConfig, pipes_subprocess, model_p
     code_version=CODE_VERSION,
     kinds={"python"},
     pool="model_compute",
+    op_tags=op_tags("base_evaluation"),
     description="lm-eval scores and generation speed of the base model; computed once per revision and task set.",
 )
 def base_evaluation(
     context: AssetExecutionContext, config: EvaluationConfig, artifacts: ArtifactStore, compute: ComputeResource,
-    pipes_subprocess: PipesSubprocessClient,
+    vllm_pipes: ResourceParam[PipesClient],
 ) -> MaterializeResult:
     from dagster_project.evaluation.hf_eval import EvalResult
 
     key = context.partition_key
-    layout = layout_for(artifacts)
-    base = read_json(layout.base_manifest(key), f"base_model[{key}]")
+    store = StepStorage(artifacts)
+    layout = store.layout
+    base = store.read_json(layout.base_manifest(key), f"base_model[{key}]")
     include = _include_path(config)
     task_set = resolve_task_set(_task_set_name(key, config), include)
     fingerprint = task_set_fingerprint(task_set, include)
     path = layout.base_eval(key, base["revision"], _eval_key(task_set, fingerprint, config))
-    if path.is_file():
+    data = store.read_json_optional(path)
+    if data is not None:
         context.log.info(f"base {key}@{base['revision']} already evaluated on {task_set.name}: reusing {path}")
-        data = json.loads(path.read_text())
         result = EvalResult.from_json(json.dumps(data["eval"]))
     else:
         device = "cuda" if config.backend == "vllm" else compute.resolve_device()
         context.log.info(f"evaluating base {key} on {task_set.name} ({config.backend}, {device})")
-        result, speed = _run_evaluation(context, config, pipes_subprocess, Path(base["path"]), task_set,
+        result, speed = _run_evaluation(context, config, vllm_pipes, store.base_folder(base), task_set,
                                         path.with_suffix(".lm_eval.json"), device, compute.eval_batch_size,
-                                        layout, fingerprint)
+                                        store, fingerprint)
         data = {"eval": json.loads(result.to_json()), "speed": speed, "revision": base["revision"],
                 "backend": config.backend}
-        write_json_atomic(path, data)
+        store.write_json(path, data)
     return MaterializeResult(
         metadata={
             "task_set": task_set.name,
@@ -169,7 +176,7 @@ def base_evaluation(
             "scores": MetadataValue.md(_scores_table(result)),
             "tokens_per_second": MetadataValue.float(float((data["speed"] or {}).get("tokens_per_second") or 0.0)),
             "eval_seconds": MetadataValue.float(result.eval_seconds),
-            "path": MetadataValue.path(str(path)),
+            "path": MetadataValue.path(store.uri(path) if store.remote else str(path)),
         },
         data_version=DataVersion(f"{base['revision']}-{_eval_key(task_set, fingerprint, config)}"),
     )
@@ -183,11 +190,12 @@ def base_evaluation(
     kinds={"python"},
     pool="model_compute",
     automation_condition=evaluation_condition,
+    op_tags=op_tags("evaluation_report"),
     description="Variant vs base on the same tasks and hardware: recovery per task, size, speed; decides approval.",
 )
 def evaluation_report(
     context: AssetExecutionContext, config: EvaluationConfig, artifacts: ArtifactStore, compute: ComputeResource,
-    pipes_subprocess: PipesSubprocessClient,
+    vllm_pipes: ResourceParam[PipesClient],
 ) -> MaterializeResult:
     from dagster_project.evaluation.hf_eval import EvalResult
     from dagster_project.evaluation.recovery import average_recovery, compare
@@ -195,21 +203,25 @@ def evaluation_report(
 
     keys = context.partition_key.keys_by_dimension
     model_key, recipe_key = keys["model"], keys["recipe"]
-    layout = layout_for(artifacts)
-    base = read_json(layout.base_manifest(model_key), f"base_model[{model_key}]")
+    store = StepStorage(artifacts)
+    layout = store.layout
+    base = store.read_json(layout.base_manifest(model_key), f"base_model[{model_key}]")
     variant_dir = layout.variant_dir(model_key, recipe_key)
-    variant = read_json(variant_dir / MANIFEST_FILENAME, f"compressed_model[{model_key}|{recipe_key}]")
+    variant = store.read_folder_json(variant_dir, MANIFEST_FILENAME, "variant manifest")
+    if variant is None:
+        raise FileNotFoundError(f"compressed_model[{model_key}|{recipe_key}] is missing ({store.uri(variant_dir)}): "
+                                "materialize it first")
     include = _include_path(config)
     task_set = resolve_task_set(_task_set_name(model_key, config), include)
     threshold = config.recovery_threshold or task_set.recovery_threshold
     fingerprint = task_set_fingerprint(task_set, include)
     eval_key = _eval_key(task_set, fingerprint, config)
-    base_data = read_json(layout.base_eval(model_key, base["revision"], eval_key),
-                          f"base_evaluation[{model_key}] ({config.backend}, {eval_key})")
+    base_data = store.read_json(layout.base_eval(model_key, base["revision"], eval_key),
+                                f"base_evaluation[{model_key}] ({config.backend}, {eval_key})")
     base_eval = EvalResult.from_json(json.dumps(base_data["eval"]))
 
     report_path = variant_dir / EVALUATION_FILENAME
-    previous = json.loads(report_path.read_text()) if report_path.is_file() else None
+    previous = store.read_json_optional(report_path)
     device = "cuda" if config.backend == "vllm" else compute.resolve_device()
     if (previous and previous.get("variant_version") == variant["version"]
             and previous.get("task_fingerprint") == fingerprint
@@ -220,10 +232,11 @@ def evaluation_report(
     else:
         context.log.info(f"evaluating {model_key} × {recipe_key} on {task_set.name} ({config.backend}, {device})")
         var_eval, speed, load_error = None, None, None
+        model_dir = store.pull_folder(variant_dir)  # a store failure fails the step, not the variant
         try:
-            var_eval, speed = _run_evaluation(context, config, pipes_subprocess, variant_dir, task_set,
+            var_eval, speed = _run_evaluation(context, config, vllm_pipes, model_dir, task_set,
                                               variant_dir / LM_EVAL_RESULTS_FILENAME, device,
-                                              compute.eval_batch_size, layout, fingerprint)
+                                              compute.eval_batch_size, store, fingerprint)
         except Exception as exc:  # a variant that cannot load or run is reported, not crashed on
             load_error = f"{type(exc).__name__}: {exc}"
             context.log.error(f"variant failed to load or generate: {load_error}")
@@ -247,7 +260,7 @@ def evaluation_report(
         "backend": config.backend, "eval_key": eval_key, "limit": _limit(config), "include_path": include,
         "lm_eval_results": LM_EVAL_RESULTS_FILENAME if (variant_dir / LM_EVAL_RESULTS_FILENAME).is_file() else None,
     }
-    write_json_atomic(report_path, report)
+    store.write_json(report_path, report)
 
     metadata = {
         "task_set": task_set.name,
@@ -259,7 +272,7 @@ def evaluation_report(
         "recovery": MetadataValue.md(recovery_table(recoveries) if recoveries else "no scores (variant failed)"),
         "size_mb": MetadataValue.float(round(variant["size_bytes"] / 2**20, 3)),
         "compression_ratio": MetadataValue.float(variant["compression_ratio"]),
-        "results_json": MetadataValue.path(str(report_path)),
+        "results_json": MetadataValue.path(store.uri(report_path) if store.remote else str(report_path)),
     }
     if speed and base_data.get("speed"):
         bs = base_data["speed"]
@@ -271,15 +284,15 @@ def evaluation_report(
         metadata["sample_generation"] = speed.get("sample", "")
     if recoveries:
         png = plot_recovery(recoveries, f"{model_key} × {recipe_key}: recovery per task", threshold)
-        (variant_dir / "recovery.png").write_bytes(png)
+        store.write_bytes(variant_dir / "recovery.png", png)
         metadata["recovery_plot"] = MetadataValue.md(_img(png))
     return MaterializeResult(metadata=metadata, data_version=DataVersion(f"{variant['version']}-{fingerprint}"))
 
 
 def _report_for(context, artifacts: ArtifactStore) -> dict | None:
     keys = context.partition_key.keys_by_dimension
-    path = layout_for(artifacts).variant_dir(keys["model"], keys["recipe"]) / EVALUATION_FILENAME
-    return json.loads(path.read_text()) if path.is_file() else None
+    store = StepStorage(artifacts)
+    return store.read_json_optional(store.layout.variant_dir(keys["model"], keys["recipe"]) / EVALUATION_FILENAME)
 
 
 def _check(report: dict | None, name: str) -> AssetCheckResult:
@@ -290,17 +303,20 @@ def _check(report: dict | None, name: str) -> AssetCheckResult:
                             metadata={"variant_version": report["variant_version"]})
 
 
-@asset_check(asset=evaluation_report, blocking=True, description="The variant loads and generates text.")
+@asset_check(asset=evaluation_report, blocking=True, op_tags=op_tags("checks"),
+             description="The variant loads and generates text.")
 def loads_and_generates(context, artifacts: ArtifactStore) -> AssetCheckResult:
     return _check(_report_for(context, artifacts), "loads_and_generates")
 
 
-@asset_check(asset=evaluation_report, blocking=True, description="Average recovery meets the task set's threshold.")
+@asset_check(asset=evaluation_report, blocking=True, op_tags=op_tags("checks"),
+             description="Average recovery meets the task set's threshold.")
 def recovery_meets_threshold(context, artifacts: ArtifactStore) -> AssetCheckResult:
     return _check(_report_for(context, artifacts), "recovery_meets_threshold")
 
 
-@asset_check(asset=evaluation_report, blocking=True, description="Weights are smaller than the base's.")
+@asset_check(asset=evaluation_report, blocking=True, op_tags=op_tags("checks"),
+             description="Weights are smaller than the base's.")
 def size_reduced(context, artifacts: ArtifactStore) -> AssetCheckResult:
     return _check(_report_for(context, artifacts), "size_reduced")
 
@@ -312,19 +328,24 @@ def size_reduced(context, artifacts: ArtifactStore) -> AssetCheckResult:
     code_version=CODE_VERSION,
     kinds={"python"},
     automation_condition=comparison_condition,
+    op_tags=op_tags("model_comparison"),
     description="All variants of one base model side by side: table, score-vs-size and recovery-per-task plots.",
 )
 def model_comparison(context: AssetExecutionContext, artifacts: ArtifactStore) -> MaterializeResult:
     from dagster_project.evaluation.report import plot_recovery_by_variant, plot_score_vs_size, variants_table
 
     key = context.partition_key
-    layout = layout_for(artifacts)
+    store = StepStorage(artifacts)
+    layout = store.layout
     rows, points = [], []
     base_point = None
     per_variant: dict[str, list[dict]] = {}
     thresholds = set()
-    for report_path in sorted((layout.model_dir(key) / "variants").glob(f"*/{EVALUATION_FILENAME}")):
-        r = json.loads(report_path.read_text())
+    # Every registered recipe's report, read from the store (no listing needed).
+    for recipe_key in sorted(context.instance.get_dynamic_partitions(recipe_partitions.name)):
+        r = store.read_json_optional(layout.variant_dir(key, recipe_key) / EVALUATION_FILENAME)
+        if r is None:
+            continue
         primary = next((x for x in r["recoveries"] if x["primary"]), None)
         rows.append({
             "model": key, "recipe": r["recipe"], "size_mb": r["size_bytes"] / 2**20, "ratio": r["compression_ratio"],
@@ -342,14 +363,14 @@ def model_comparison(context: AssetExecutionContext, artifacts: ArtifactStore) -
     if points and base_point:
         metric = next(x for x in rows if x["metric"] != "-")["metric"]
         png = plot_score_vs_size([base_point, *points], metric, f"{key}: {metric} vs size")
-        (layout.model_dir(key) / "comparison.png").write_bytes(png)
+        store.write_bytes(layout.model_dir(key) / "comparison.png", png)
         metadata["score_vs_size"] = MetadataValue.md(_img(png))
     if per_variant:
         png = plot_recovery_by_variant(per_variant, f"{key}: recovery per task",
                                        thresholds.pop() if len(thresholds) == 1 else None)
-        (layout.model_dir(key) / "recovery_by_variant.png").write_bytes(png)
+        store.write_bytes(layout.model_dir(key) / "recovery_by_variant.png", png)
         metadata["recovery_by_variant"] = MetadataValue.md(_img(png))
-    write_json_atomic(layout.model_dir(key) / "comparison.json", {"rows": rows})
+    store.write_json(layout.model_dir(key) / "comparison.json", {"rows": rows})
     return MaterializeResult(metadata=metadata)
 
 

@@ -1,21 +1,20 @@
 """Publication of approved variants: the Hugging Face Hub (optional) and the model registry, with lineage."""
 
 
-import json
 import os
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from dagster_project.assets.base_model import read_json, write_json_atomic
 from dagster_project.assets.evaluation import evaluation_report
 from dagster_project.automation.conditions import publication_condition
 from dagster_project.compression.oneshot_runner import MANIFEST_FILENAME
 from dagster_project.evaluation.approval import EVALUATION_FILENAME
+from dagster_project.k8s import op_tags
 from dagster_project.partitions import variant_partitions
 from dagster_project.resources.artifact_store import ArtifactStore
 from dagster_project.resources.hf_hub import HuggingFaceHubResource
 from dagster_project.resources.model_registry import ModelRegistryResource
-from dagster_project.storage import layout_for, publish_folder
+from dagster_project.storage import StepStorage
 
 HUB_FILENAME = "hub_release.json"
 
@@ -24,18 +23,20 @@ class NotApproved(RuntimeError):
     """Raised so that nothing unapproved is ever published, whatever launched the run."""
 
 
-def _load_approved(context, artifacts: ArtifactStore) -> tuple[str, str, dict, dict, dict]:
+def _load_approved(context, store: StepStorage) -> tuple[str, str, dict, dict, dict]:
     keys = context.partition_key.keys_by_dimension
     model_key, recipe_key = keys["model"], keys["recipe"]
-    layout = layout_for(artifacts)
+    layout = store.layout
     vdir = layout.variant_dir(model_key, recipe_key)
-    variant = read_json(vdir / MANIFEST_FILENAME, f"compressed_model[{model_key}|{recipe_key}]")
-    report = read_json(vdir / EVALUATION_FILENAME, f"evaluation_report[{model_key}|{recipe_key}]")
+    variant = store.read_folder_json(vdir, MANIFEST_FILENAME, "variant manifest")
+    if variant is None:
+        raise FileNotFoundError(f"compressed_model[{model_key}|{recipe_key}] is missing ({store.uri(vdir)})")
+    report = store.read_json(vdir / EVALUATION_FILENAME, f"evaluation_report[{model_key}|{recipe_key}]")
     if report["variant_version"] != variant["version"]:
         raise NotApproved(f"{model_key} × {recipe_key}: the evaluation is for an older variant; re-evaluate first")
     if not report["approval"]["approved"]:
         raise NotApproved(f"{model_key} × {recipe_key} is not approved: " + "; ".join(report["approval"]["reasons"]))
-    base = read_json(layout.base_manifest(model_key), f"base_model[{model_key}]")
+    base = store.read_json(layout.base_manifest(model_key), f"base_model[{model_key}]")
     return model_key, recipe_key, variant, report, base
 
 
@@ -46,20 +47,22 @@ def _load_approved(context, artifacts: ArtifactStore) -> tuple[str, str, dict, d
     code_version="1",
     kinds={"huggingface"},
     automation_condition=publication_condition,
+    op_tags=op_tags("hub_release"),
     description="Pushes an approved variant with a model card to the Hugging Face Hub (when enabled).",
 )
 def hub_release(context: AssetExecutionContext, artifacts: ArtifactStore, hub: HuggingFaceHubResource) -> MaterializeResult:
-    model_key, recipe_key, variant, report, base = _load_approved(context, artifacts)
-    layout = layout_for(artifacts)
-    vdir = layout.variant_dir(model_key, recipe_key)
+    store = StepStorage(artifacts)
+    model_key, recipe_key, variant, report, base = _load_approved(context, store)
+    vdir = store.layout.variant_dir(model_key, recipe_key)
     if not hub.publish_enabled:
-        write_json_atomic(vdir / HUB_FILENAME, {"published": False, "variant_version": variant["version"]})
+        store.write_json(vdir / HUB_FILENAME, {"published": False, "variant_version": variant["version"]})
         return MaterializeResult(metadata={"published": MetadataValue.bool(False),
                                            "reason": "Hub publication disabled (hub.publish_enabled=false)"})
     from dagster_project.hub.model_card import CardInfo, render_model_card
     from dagster_project.hub.publish import publish_folder as push_to_hub
 
     repo_id = hub.publish_repo_id(model_key, recipe_key)
+    store.pull_folder(vdir)
     card = render_model_card(CardInfo(
         repo_id=repo_id, base_model=base.get("repo_id") or model_key, base_revision=base["revision"],
         license=base.get("license") or "other", scheme=variant["scheme"], recipe_name=recipe_key,
@@ -73,7 +76,7 @@ def hub_release(context: AssetExecutionContext, artifacts: ArtifactStore, hub: H
         private=hub.publish_private, card_markdown=card,
         commit_message=f"{recipe_key} variant of {base.get('repo_id') or model_key}@{base['revision'][:12]} (dagster run {context.run.run_id[:8]})",
     )
-    write_json_atomic(vdir / HUB_FILENAME, {"published": True, "repo_id": pub.repo_id, "commit_sha": pub.commit_sha,
+    store.write_json(vdir / HUB_FILENAME, {"published": True, "repo_id": pub.repo_id, "commit_sha": pub.commit_sha,
                                             "url": pub.url, "variant_version": variant["version"]})
     return MaterializeResult(metadata={
         "published": MetadataValue.bool(True), "repo_id": pub.repo_id, "commit_sha": pub.commit_sha,
@@ -88,6 +91,7 @@ def hub_release(context: AssetExecutionContext, artifacts: ArtifactStore, hub: H
     code_version="1",
     kinds={"kubeflow"},
     automation_condition=publication_condition,
+    op_tags=op_tags("registry_entry"),
     description="Registers an approved variant with full lineage in the model registry (local or Kubeflow/RHOAI).",
 )
 def registry_entry(
@@ -95,14 +99,19 @@ def registry_entry(
 ) -> MaterializeResult:
     from dagster_project.registry import VariantRecord
 
-    model_key, recipe_key, variant, report, base = _load_approved(context, artifacts)
-    layout = layout_for(artifacts)
-    vdir = layout.variant_dir(model_key, recipe_key)
-    hub_info = json.loads((vdir / HUB_FILENAME).read_text()) if (vdir / HUB_FILENAME).is_file() else {}
+    store = StepStorage(artifacts)
+    model_key, recipe_key, variant, report, base = _load_approved(context, store)
+    vdir = store.layout.variant_dir(model_key, recipe_key)
+    hub_info = store.read_json_optional(vdir / HUB_FILENAME) or {}
+    from dagster_project.registry.serving import hf_uri, s3_uri
+
+    # URIs in the forms RHOAI's Deploy and KServe parse (see dagster_project/registry/serving.py).
     if hub_info.get("published") and hub_info.get("variant_version") == variant["version"]:
-        uri = f"hf://{hub_info['repo_id']}@{hub_info['commit_sha']}"
+        uri = hf_uri(hub_info["repo_id"], hub_info["commit_sha"])
     else:
-        uri = publish_folder(artifacts, layout, vdir)
+        uri = store.uri(vdir)  # compressed_model already put the folder in the store
+        if artifacts.kind == "s3":
+            uri = s3_uri(uri, artifacts.s3_endpoint_url, artifacts.s3_region)
     record = VariantRecord(
         model_name=f"{model_key}-{recipe_key}",
         version_name=f"v-{variant['version'][:12]}",
@@ -113,8 +122,9 @@ def registry_entry(
         source_id=context.run.run_id,
         source_name=f"{context.asset_key.to_user_string()}[{context.partition_key}]",
         approved=True,
+        storage_key=os.environ.get("DMC_ARTIFACT_CONNECTION", ""),  # RHOAI data connection for the store
     )
-    published = registry.open().publish(record)
+    published = publish_or_fail(registry, record)
     return MaterializeResult(metadata={
         "registered_model": published.model_name,
         "model_version": published.version_name,
@@ -123,6 +133,21 @@ def registry_entry(
         "registry": registry.url or "local",
         **({"hub_commit": hub_info["commit_sha"]} if hub_info.get("published") else {}),
     })
+
+
+def publish_or_fail(registry: ModelRegistryResource, record):
+    """Publish; a registry failure becomes one clear line in the UI (URL, what came back, likely
+    cause) instead of a client traceback."""
+    from dagster import Failure
+
+    from dagster_project.registry import RegistryError
+
+    try:
+        with registry.open() as reg:
+            return reg.publish(record)
+    except RegistryError as exc:
+        raise Failure(description=f"{type(exc).__name__}: {exc}".replace("\n", " "),
+                      metadata={"registry": registry.url or os.environ.get("DMC_REGISTRY_URL") or "local"}) from None
 
 
 def lineage_properties(context, model_key, recipe_key, variant, report, base, hub_info) -> dict[str, str]:

@@ -5,9 +5,10 @@ import hashlib
 from dagster import AutomationCondition, DataVersion, DataVersionsByPartition, observable_source_asset
 
 from dagster_project.compression.recipes import BUILTIN_RECIPES
+from dagster_project.k8s import op_tags
 from dagster_project.partitions import recipe_partitions
 from dagster_project.resources.artifact_store import ArtifactStore
-from dagster_project.storage import layout_for
+from dagster_project.storage import StepStorage
 
 
 def recipe_versions(recipes_dir, keys) -> dict[str, str]:
@@ -30,8 +31,13 @@ def recipe_versions(recipes_dir, keys) -> dict[str, str]:
     group_name="compression",
     description="The recipe catalog (built-in definitions and users' YAML), observed for changes.",
     automation_condition=AutomationCondition.cron_tick_passed("*/15 * * * *"),
+    op_tags=op_tags("recipe"),
 )
 def recipe(context, artifacts: ArtifactStore) -> DataVersionsByPartition:
     keys = context.instance.get_dynamic_partitions(recipe_partitions.name)
-    versions = recipe_versions(layout_for(artifacts).recipes_dir(), keys)
+    store = StepStorage(artifacts)
+    for key in keys:
+        if key not in BUILTIN_RECIPES:
+            store.pull_file(store.layout.recipes_dir() / f"{key}.yaml")
+    versions = recipe_versions(store.layout.recipes_dir(), keys)
     return DataVersionsByPartition({k: DataVersion(v) for k, v in versions.items()})

@@ -190,12 +190,8 @@ def check_releases(context: ScheduleEvaluationContext, hub: HuggingFaceHubResour
 
 
 def nightly_run_requests(context: ScheduleEvaluationContext, hub: HuggingFaceHubResource | None = None):
-    from dagster_project.automation.watch_sensor import placement_tags, recipe_placement
-    from dagster_project.automation.watchlist import default_recipes_dir
-
     releases = check_releases(context, hub) if hub is not None else ReleaseCheck(frozenset(), ())
     decisions = [d for d in plan_nightly(context.instance) if d.model not in releases.models]
-    recipes_dir = default_recipes_dir()
     requests = []
     for d in decisions:
         if d.action == "skip":
@@ -205,8 +201,7 @@ def nightly_run_requests(context: ScheduleEvaluationContext, hub: HuggingFaceHub
             requests.append(RunRequest(
                 run_key=f"{d.model}|{d.recipe}|nightly",
                 partition_key=MultiPartitionKey({"model": d.model, "recipe": d.recipe}),
-                tags={"dmc/trigger": "nightly", "dmc/recipe": d.recipe, "dmc/reason": d.reason[:200],
-                      **placement_tags(recipe_placement(recipes_dir, d.recipe), None)},
+                tags={"dmc/trigger": "nightly", "dmc/recipe": d.recipe, "dmc/reason": d.reason[:200]},
             ))
     if not requests:
         fresh = sum(d.action == "fresh" for d in decisions)

@@ -9,8 +9,8 @@ commit:
    (run key `model|base|sha`, tag `dmc/revision=sha` so base_model downloads exactly that commit);
 3. once base_model holds the commit (a later tick), one `variant_job` run per (model, recipe) pair
    that is missing or was made from another revision (run key `model|recipe|sha`: the same pair at
-   the same revision is never requested twice), tagged with the revision and with the
-   `dagster-k8s/config` placement (cpu for data-free recipes, gpu for calibrated ones).
+   the same revision is never requested twice), tagged with the revision. Step pods are placed by
+   the assets' own op tags (dagster_project/k8s.py), the same as for runs launched any other way.
 
 Evaluation and publication follow through declarative automation. The cursor is JSON:
 `{"repos": {repo_id: sha}, "waiting": {repo_id: sha}}` (`waiting`: base run requested, pairs not
@@ -82,24 +82,6 @@ def interval_seconds() -> int:
 
 def hub_timeout() -> float:
     return float(os.environ.get(HUB_TIMEOUT_ENV) or 10.0)
-
-
-def placement_tags(kind: str, size_bytes: int | None) -> dict[str, str]:
-    """`dagster-k8s/config` as a run tag (JSON text): requests, GPU tolerations, secrets."""
-    from dagster_project.k8s import K8S_CONFIG_TAG, step_tags
-
-    size_gb = size_bytes / 1e9 if size_bytes else None
-    return {K8S_CONFIG_TAG: json.dumps(step_tags(kind, size_gb)[K8S_CONFIG_TAG], sort_keys=True)}
-
-
-def recipe_placement(recipes_dir: Path, recipe: str) -> str:
-    from dagster_project.compression.catalog import resolve_recipe
-    from dagster_project.compression.recipes import RecipeError
-
-    try:
-        return resolve_recipe(recipes_dir, recipe, None).placement
-    except RecipeError:
-        return "gpu"  # a recipe that cannot be resolved here will say why in its run; place it safely
 
 
 # ------------------------------------------------------------------ Hub polling
@@ -249,7 +231,7 @@ def evaluate_watch(context: SensorEvaluationContext, hub: HuggingFaceHubResource
             if cursor.waiting.get(repo_id) != sha:
                 run_requests.append(RunRequest(
                     run_key=f"{model}|base|{sha}", job_name=base_model_job.name, partition_key=model,
-                    tags={REVISION_TAG: sha, SOURCE_TAG: "watch", **placement_tags("gpu", head.size_bytes)},
+                    tags={REVISION_TAG: sha, SOURCE_TAG: "watch"},
                 ))
                 notes.append(f"{repo_id}@{sha[:12]}: base run")
             cursor.waiting[repo_id] = sha
@@ -261,12 +243,10 @@ def evaluate_watch(context: SensorEvaluationContext, hub: HuggingFaceHubResource
             cursor.repos[repo_id] = sha
             continue
         for recipe, why in pairs_to_request(instance, model, target.recipes, sha):
-            kind = recipe_placement(recipes_dir, recipe)
             run_requests.append(RunRequest(
                 run_key=f"{model}|{recipe}|{sha}", job_name=variant_job.name,
                 partition_key=MultiPartitionKey({"model": model, "recipe": recipe}),
-                tags={REVISION_TAG: sha, SOURCE_TAG: "watch", RECIPE_TAG: recipe,
-                      **placement_tags(kind, head.size_bytes)},
+                tags={REVISION_TAG: sha, SOURCE_TAG: "watch", RECIPE_TAG: recipe},
             ))
             notes.append(f"{model} × {recipe}@{sha[:12]}: {why}")
         cursor.repos[repo_id] = sha

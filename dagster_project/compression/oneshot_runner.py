@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -25,7 +26,8 @@ class CompressionResult:
     recipe_sha256: str
     scheme: str
     wall_seconds: float
-    peak_rss_mb: float
+    peak_rss_mb: float  # the largest RSS while this variant compressed (load, oneshot, save)
+    peak_rss_increase_mb: float  # how far RSS rose above its level when this compression began
     peak_gpu_mb: float | None
     size_bytes: int
     base_size_bytes: int
@@ -78,55 +80,71 @@ def compress(
     return result
 
 def _run_oneshot(base_dir, recipe, out, calibration_dir, device, log) -> CompressionResult:
-    import psutil
-    import torch
     from llmcompressor import oneshot
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    started = time.perf_counter()
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
-    log(f"loading base model from {base_dir}")
-    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype="auto", device_map=device)
-    tokenizer = AutoTokenizer.from_pretrained(base_dir)
-    kwargs = {}
-    if recipe.calibrated:
-        from datasets import load_from_disk
+    from dagster_project.compression.memory import PeakMemory
 
-        dataset = load_from_disk(str(calibration_dir))
-        kwargs = dict(
-            dataset=dataset,
-            num_calibration_samples=len(dataset),
-            max_seq_length=max(len(x) for x in dataset["input_ids"]),
-            shuffle_calibration_samples=False,
-        )
-        log(f"calibrating on {len(dataset)} samples")
-    log(f"running oneshot with recipe {recipe.name} ({', '.join(recipe.modifiers)})")
-    oneshot(model=model, recipe=recipe.yaml_text, **kwargs)
-    quantized = sum(1 for m in model.modules() if getattr(m, "quantization_scheme", None) is not None)
-    model.save_pretrained(out, save_compressed=True)
-    tokenizer.save_pretrained(out)
+    started = time.perf_counter()
+    # Measured from here, after the imports: the memory this compression needs, not the process's.
+    with PeakMemory(device) as peak:
+        log(f"loading base model from {base_dir}")
+        model = AutoModelForCausalLM.from_pretrained(base_dir, dtype="auto", device_map=device)
+        tokenizer = AutoTokenizer.from_pretrained(base_dir)
+        kwargs = {}
+        if recipe.calibrated:
+            from datasets import load_from_disk
+
+            dataset = load_from_disk(str(calibration_dir))
+            kwargs = dict(
+                dataset=dataset,
+                num_calibration_samples=len(dataset),
+                max_seq_length=max(len(x) for x in dataset["input_ids"]),
+                shuffle_calibration_samples=False,
+            )
+            log(f"calibrating on {len(dataset)} samples")
+        log(f"running oneshot with recipe {recipe.name} ({', '.join(recipe.modifiers)})")
+        with _layer_progress(model, log):
+            oneshot(model=model, recipe=recipe.yaml_text, **kwargs)
+        quantized = sum(1 for m in model.modules() if getattr(m, "quantization_scheme", None) is not None)
+        model.save_pretrained(out, save_compressed=True)
+        tokenizer.save_pretrained(out)
     (out / RECIPE_FILENAME).write_text(recipe.yaml_text)
     for name in ("LICENSE", "README.md"):
         if (base_dir / name).is_file():
             shutil.copy2(base_dir / name, out / f"BASE_{name}")
     wall = time.perf_counter() - started
-    peak_rss = psutil.Process().memory_info().rss
-    try:
-        import resource
-
-        peak_rss = max(peak_rss, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    except ImportError:  # not on Linux
-        pass
     base_size, size = weights_size(base_dir), weights_size(out)
     result = CompressionResult(
         path=str(out), recipe=recipe.name, recipe_sha256=recipe.sha256, scheme=recipe.scheme,
-        wall_seconds=round(wall, 2), peak_rss_mb=round(peak_rss / 2**20, 1),
-        peak_gpu_mb=round(torch.cuda.max_memory_allocated() / 2**20, 1) if device.startswith("cuda") else None,
-        size_bytes=size, base_size_bytes=base_size,
+        wall_seconds=round(wall, 2), peak_rss_mb=peak.rss_mb, peak_rss_increase_mb=peak.increase_mb,
+        peak_gpu_mb=peak.gpu_mb, size_bytes=size, base_size_bytes=base_size,
         compression_ratio=round(base_size / size, 3) if size else 0.0,
         quantized_modules=quantized, library_versions=library_versions(), device=device,
     )
     log(f"compressed in {wall:.1f} s: {base_size / 2**20:.1f} MB → {size / 2**20:.1f} MB, "
-        f"{quantized} quantized modules")
+        f"{quantized} quantized modules, peak RSS {peak.rss_mb:.0f} MB (+{peak.increase_mb:.0f} MB)")
     return result
+
+
+@contextmanager
+def _layer_progress(model, log: Callable[[str], None]):
+    """Log each decoder layer the first time calibration runs it: progress of a long GPTQ/AWQ run.
+
+    Data-free recipes run no forward pass, so they log nothing here.
+    """
+    names = set(getattr(model, "_no_split_modules", None) or ())
+    layers = [m for m in model.modules() if type(m).__name__ in names]
+    seen: set[int] = set()
+    handles = []
+    for index, layer in enumerate(layers, 1):
+        def hook(module, args, index=index):
+            if index not in seen:
+                seen.add(index)
+                log(f"calibration: layer {index}/{len(layers)} ({type(module).__name__})")
+        handles.append(layer.register_forward_pre_hook(hook))
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()

@@ -3,11 +3,12 @@
 from dagster import Config, DagsterInstance, OpExecutionContext, job, op
 from pydantic import Field
 
-from dagster_project.compression.catalog import register_user_recipe
+from dagster_project.compression.catalog import register_user_recipe, user_recipe_path
 from dagster_project.compression.recipes import RecipeError, load_user_recipe_file, validate_recipe_name
+from dagster_project.k8s import op_tags
 from dagster_project.partitions import recipe_partitions
 from dagster_project.resources.artifact_store import ArtifactStore
-from dagster_project.storage import layout_for
+from dagster_project.storage import StepStorage
 
 
 class RecipeRegistrationConfig(Config):
@@ -23,13 +24,15 @@ def register_recipe(artifacts: ArtifactStore, instance: DagsterInstance | None, 
     if bool(yaml_text) == bool(path):
         raise RecipeError("give exactly one of an inline recipe (yaml_text) or a recipe file (path)")
     text = yaml_text or load_user_recipe_file(name, path).yaml_text
-    recipe = register_user_recipe(layout_for(artifacts).recipes_dir(), name, text)
+    store = StepStorage(artifacts)
+    recipe = register_user_recipe(store.layout.recipes_dir(), name, text)
+    store.push_file(user_recipe_path(store.layout.recipes_dir(), name))
     if instance is not None:
         instance.add_dynamic_partitions(recipe_partitions.name, [name])
     return recipe
 
 
-@op(description="Validates a user recipe, stores it beside the artifacts and adds its recipe partition.")
+@op(tags=op_tags("register_recipe"), description="Validates a user recipe, stores it beside the artifacts and adds its recipe partition.")
 def register_recipe_op(context: OpExecutionContext, config: RecipeRegistrationConfig, artifacts: ArtifactStore):
     recipe = register_recipe(artifacts, context.instance, config.name, config.yaml_text, config.path)
     context.log.info(

@@ -19,8 +19,9 @@ from dagster_project.atomic import atomic_directory
 from dagster_project.demo import corpus
 from dagster_project.settings import cache_dir
 
-# Bump when the training code changes in a way that changes the weights.
-BUILDER_VERSION = "1"
+# The cache key covers the builder's own source: any edit to these files builds a new model
+# (a hand-bumped version number is forgotten, and CI then keeps testing the old weights).
+BUILDER_SOURCES = (Path(__file__), Path(corpus.__file__))
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
@@ -45,13 +46,25 @@ class DemoModelSpec:
     train_steps: int = 400
     learning_rate: float = 2e-3
     seed: int = 0
+    # "cuda" trains on a GPU (scripts/gpu/check.sh trains a ~100 M-parameter model there, in bf16 autocast).
+    device: str = "cpu"
 
     def content_hash(self) -> str:
+        spec = asdict(self)
+        if spec["device"] == "cpu":  # CPU builds keep the key they had before `device` existed
+            del spec["device"]
         payload = json.dumps(
-            {"spec": asdict(self), "corpus": corpus.corpus_sha256(), "builder": BUILDER_VERSION},
+            {"spec": spec, "corpus": corpus.corpus_sha256(), "builder": builder_sha256()},
             sort_keys=True,
         )
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def builder_sha256() -> str:
+    digest = hashlib.sha256()
+    for path in BUILDER_SOURCES:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -104,7 +117,7 @@ def build_demo_model(
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=False,
     )
-    model = LlamaForCausalLM(config)
+    model = LlamaForCausalLM(config).to(spec.device)
     untrained_ppl = _perplexity(model, heldout_ids, spec.seq_len)
     log(f"untrained held-out perplexity {untrained_ppl:,.1f}")
 
@@ -191,8 +204,10 @@ def _train(model, ids, spec: DemoModelSpec, log: Callable[[str], None]) -> None:
     last_log = time.perf_counter()
     for step in range(spec.train_steps):
         starts = torch.randint(0, len(ids) - spec.seq_len - 1, (spec.batch_size,), generator=generator)
-        batch = torch.stack([ids[s : s + spec.seq_len] for s in starts])
-        loss = model(input_ids=batch, labels=batch).loss
+        batch = torch.stack([ids[s : s + spec.seq_len] for s in starts]).to(spec.device)
+        # bf16 autocast on a GPU only: CPU training stays fp32, as the cached demo model was made.
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=spec.device.startswith("cuda")):
+            loss = model(input_ids=batch, labels=batch).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -213,6 +228,7 @@ def _perplexity(model, ids, seq_len: int) -> float:
     total, count = 0.0, 0
     with torch.no_grad():
         for chunk in windows.split(32):
+            chunk = chunk.to(model.device)
             loss = model(input_ids=chunk, labels=chunk).loss
             total += loss.item() * chunk.numel()
             count += chunk.numel()
@@ -223,7 +239,7 @@ def _model_readme(report: DemoModelReport, spec: DemoModelSpec) -> str:
     return (
         "---\nlicense: apache-2.0\npipeline_tag: text-generation\nlibrary_name: transformers\n---\n"
         "# dmc demo Llama\n\n"
-        f"A {report.parameters:,}-parameter Llama trained from scratch on CPU on The Jargon File "
+        f"A {report.parameters:,}-parameter Llama trained from scratch on {spec.device.upper()} on The Jargon File "
         "4.4.7 (public domain) by `dagster_project.demo.model`.\n\n"
         f"Held-out perplexity: {report.trained_perplexity} (untrained: {report.untrained_perplexity}).\n\n"
         f"Spec: `{json.dumps(asdict(spec))}`\n"

@@ -6,7 +6,8 @@ environment) and hands it to
 - `dagster.PipesSubprocessClient` on a laptop or a GPU node (the vLLM venv, `$DMC_VLLM_PYTHON`,
   default /opt/vllm/bin/python), or
 - `dagster_k8s.PipesK8sClient` with the evaluation image on Kubernetes (`k8s_run_kwargs` builds
-  the pod: image, command, GPU resources, tolerations, /dev/shm, the models PVC, secrets).
+  the pod from the `vllm-eval` placement: image, command, GPU resources, tolerations, /dev/shm,
+  the models PVC, secrets). `evaluate_vllm` picks the path from the client it is given.
 The runner (`vllm_runner.py`) streams its log lines back and writes an lm-eval-shaped results
 JSON; `read_results` takes it (from the Pipes message, else the file) and `to_eval_result` parses
 it with the same `parse_results` as the in-process `hf` backend.
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dagster import PipesSubprocessClient
 from pydantic import BaseModel, ConfigDict, Field
 
 from dagster_project.evaluation.tasks import TaskSet
@@ -255,7 +257,10 @@ def evaluate_vllm(
     """Evaluate `model_path` in the vLLM environment; returns (EvalResult, speed dict, raw results)."""
     invocation = build_invocation(model_path, task_set, output, settings=settings,
                                   include_paths=include_paths, limit=limit)
-    results = run_subprocess(context, client, invocation)
+    if isinstance(client, PipesSubprocessClient):
+        results = run_subprocess(context, client, invocation)
+    else:
+        results = run_k8s(context, client, invocation, model_path)
     return to_eval_result(results, model_path, task_set), speed_from_results(results), results
 
 
@@ -307,15 +312,27 @@ def k8s_run_kwargs(
     return kwargs
 
 
-def k8s_pod_body(invocation: VllmInvocation, pod_name: str = "dmc-vllm-eval", pipes_env: dict[str, str] | None = None,
-                 **kwargs) -> dict[str, Any]:
-    """The pod PipesK8sClient would create (dagster-k8s's own `build_pod_body`), as a plain dict."""
-    from dagster_k8s.pipes import build_pod_body
-    from kubernetes.client import ApiClient
+def run_k8s(context, client, invocation: VllmInvocation, model_path: Path | str, *, placement=None) -> dict[str, Any]:
+    """Run the invocation in its own pod with a `PipesK8sClient`; returns the runner's results dict.
 
-    kw = k8s_run_kwargs(invocation, **kwargs)
-    env = {**kw["env"], **(pipes_env or {})}
-    pod = build_pod_body(pod_name=pod_name, image=kw["image"], command=kw["command"], env_vars=env,
-                         base_pod_meta=kw["base_pod_meta"], base_pod_spec=kw["base_pod_spec"])
-    body = ApiClient().sanitize_for_serialization(pod)
-    return {"apiVersion": "v1", "kind": "Pod", **body}
+    The pod mounts the models PVC at the same path as the step pods, so the model folder and the
+    task files are where the step sees them; the results come back as a Pipes message."""
+    from dagster_project.k8s import load_placement
+
+    p = placement or load_placement()
+    outside = [str(path) for path in (model_path, *invocation.include_paths) if not _under(str(path), p.models_mount_path)]
+    if not p.models_pvc or outside:
+        raise RuntimeError(
+            f"the vLLM pod reads the model from the models PVC ({p.models_pvc or 'DMC_K8S_MODELS_PVC unset'} at "
+            f"{p.models_mount_path}); these paths are not on it: {outside or 'n/a'}. "
+            "Use artifactStore.kind=pvc for evaluation backend vllm on Kubernetes."
+        )
+    kwargs = k8s_run_kwargs(invocation, placement=p, model_size_gb=p.model_size_gb, models_pvc=p.models_pvc,
+                            models_mount_path=p.models_mount_path)
+    context.log.info(f"vLLM evaluation pod ({kwargs['image']}): {shlex.join(kwargs['command'])}")
+    completed = client.run(context=context, **kwargs)
+    return read_results(completed.get_custom_messages(), invocation.output)
+
+
+def _under(path: str, root: str) -> bool:
+    return os.path.normpath(path).startswith(os.path.normpath(root).rstrip("/") + "/")

@@ -141,21 +141,51 @@ def _redact(text: str) -> str:
     return _TOKEN_RE.sub("[redacted]", text)
 
 
-def card_metadata(info: CardInfo) -> dict:
+def _eval_results(info: CardInfo) -> list:
+    """``model-index`` entries: the variant's score, the base model's and the recovery, per task/metric.
+
+    RedHatAI's quantized cards compare base vs compressed scores; ``model-index`` has no "base"
+    column, so the base score and the recovery are separate metrics of the same task and dataset.
+    """
+    from huggingface_hub import EvalResult
+
+    out = []
+    for task, metric, base, variant, recovery in info.metrics:
+        common = dict(task_type=info.pipeline_tag, dataset_type=task, dataset_name=task)
+        if variant is not None:
+            out.append(EvalResult(metric_type=metric, metric_value=variant, metric_name=metric, **common))
+        if base is not None:
+            out.append(EvalResult(metric_type=f"{metric}_base", metric_value=base,
+                                  metric_name=f"{metric} ({info.base_model}, unquantized)", **common))
+        if recovery is not None:
+            out.append(EvalResult(metric_type=f"{metric}_recovery", metric_value=round(recovery, 2),
+                                  metric_name=f"{metric} recovery (%)", **common))
+    return out
+
+
+def _card_data(info: CardInfo):
+    from huggingface_hub import ModelCardData
+
     doc = scheme_doc(info.scheme)
     tags: list[str] = []
     for t in ("llmcompressor", "compressed-tensors", *doc.tags, "quantized", *info.extra_tags):
         if t and t not in tags:
             tags.append(t)
-    meta: dict = {
-        "base_model": info.base_model,
-        "base_model_relation": "quantized",
-        "license": info.license or "other",
-        "library_name": "transformers",
-        "pipeline_tag": info.pipeline_tag,
-        "tags": tags,
-    }
-    return meta
+    return ModelCardData(
+        base_model=info.base_model,
+        base_model_relation="quantized",
+        license=info.license or "other",
+        library_name="transformers",
+        pipeline_tag=info.pipeline_tag,
+        tags=tags,
+        model_name=info.repo_id.split("/")[-1],
+        eval_results=_eval_results(info) or None,
+    )
+
+
+def card_metadata(info: CardInfo) -> dict:
+    """The card's YAML front matter as a dict (``model-index`` included when there are metrics)."""
+    return _card_data(info).to_dict()
 
 
 def default_reproduce_commands(info: CardInfo) -> list[str]:
@@ -171,144 +201,127 @@ def default_reproduce_commands(info: CardInfo) -> list[str]:
     ]
 
 
+# Jinja template of the card; values arrive as variables, so a recipe containing "{{" is printed,
+# never interpreted.
+_TEMPLATE = """---
+{{ card_data }}
+---
+
+# {{ name }}
+
+## Model Overview
+- **Model Architecture:** {{ arch }}
+  - **Input:** Text
+  - **Output:** Text
+- **Model Optimizations:**
+{% if doc.weights %}  - **Weight quantization:** {{ doc.weights }}
+{% endif %}{% if doc.activations %}  - **Activation quantization:** {{ doc.activations }}
+{% endif %}{% if not doc.weights and not doc.activations %}  - **Scheme:** {{ info.scheme }}
+{% endif %}- **Base model:** [{{ info.base_model }}](https://huggingface.co/{{ info.base_model }}) at revision `{{ info.base_revision }}`
+- **License:** {{ info.license or 'other' }} (inherited from the base model)
+{% if info.release_date %}- **Release Date:** {{ info.release_date }}
+{% endif %}- **Model Developers:** produced by the dagster-model-compression pipeline
+
+### Model Optimizations
+
+This model was obtained by applying the `{{ info.scheme }}` scheme to [{{ info.base_model }}](https://huggingface.co/{{ info.base_model }}){% if info.algorithm %} using the `{{ info.algorithm }}` algorithm{% endif %} with [llm-compressor](https://github.com/vllm-project/llm-compressor); the checkpoint is stored in the [compressed-tensors](https://github.com/neuralmagic/compressed-tensors) format.
+
+{{ doc.text }}
+{% if doc.weight_bits < 16 %}
+Weights go from 16 to {{ doc.weight_bits }} bits per parameter in the quantized layers. Embeddings, the `lm_head` and normalization layers are not quantized.
+{% endif %}
+## Deployment
+
+### Use with vLLM
+
+This model can be deployed efficiently with [vLLM](https://docs.vllm.ai/), which reads the compressed-tensors format natively.
+
+```python
+from vllm import LLM, SamplingParams
+
+model_id = "{{ info.repo_id }}"
+llm = LLM(model=model_id)
+sampling_params = SamplingParams(temperature=0.6, top_p=0.9, max_tokens=256)
+outputs = llm.generate(["What does quantization do to a language model?"], sampling_params)
+print(outputs[0].outputs[0].text)
+```
+
+vLLM also serves an OpenAI-compatible API:
+
+```bash
+vllm serve {{ info.repo_id }}
+```
+
+### Use with Transformers
+
+```python
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+model = AutoModelForCausalLM.from_pretrained("{{ info.repo_id }}")
+tokenizer = AutoTokenizer.from_pretrained("{{ info.repo_id }}")
+```
+
+## Creation
+
+This model was created with llm-compressor {{ versions.get('llmcompressor', '(unknown version)') }} by applying the recipe `{{ info.recipe_name }}` (sha256 `{{ info.recipe_sha256 }}`):
+
+{{ fence }}yaml
+{{ recipe }}
+{{ fence }}
+{% if versions %}
+| Library | Version |
+|---|---|
+{% for k, v in versions|dictsort %}| {{ k|cell }} | {{ v|cell }} |
+{% endfor %}{% endif %}
+To reproduce it with this project:
+
+```bash
+{% for c in commands %}{{ c }}
+{% endfor %}```
+
+## Evaluation
+
+{% if rows %}| Task | Metric | {{ info.base_model|cell }} | {{ name|cell }} | Recovery (%) |
+|---|---|---:|---:|---:|
+{% for r in rows %}| {{ r.task|cell }} | {{ r.metric|cell }} | {{ r.base }} | {{ r.variant }} | {{ r.recovery }} |
+{% endfor %}
+Recovery is the compressed model's score relative to the base model's (for metrics where lower is better, such as perplexity, the ratio is inverted), in percent. The same figures are in this card's `model-index` metadata.
+{% else %}No evaluation results were recorded for this variant.
+{% endif %}
+## Lineage
+
+- **Base model revision:** `{{ info.base_model }}@{{ info.base_revision }}`
+- **Recipe:** `{{ info.recipe_name }}` (sha256 `{{ info.recipe_sha256 }}`)
+{% if info.calibration_hash %}- **Calibration data hash:** `{{ info.calibration_hash }}`
+{% else %}- **Calibration data:** none (data-free scheme)
+{% endif %}{% if info.run_url %}- **Dagster run:** [`{{ info.run_id }}`]({{ info.run_url }})
+{% else %}- **Dagster run:** `{{ info.run_id }}`
+{% endif %}"""
+
+
 def render_model_card(info: CardInfo) -> str:
-    """Markdown (with YAML front matter) for the repo's README.md."""
-    doc = scheme_doc(info.scheme)
-    meta = card_metadata(info)
-    front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).strip()
-    name = info.repo_id.split("/")[-1]
-    arch = info.architecture or "see the base model's config.json"
+    """Markdown (with YAML front matter, ``model-index`` included) for the repo's README.md."""
+    import jinja2
+    from huggingface_hub import ModelCard
 
-    out: list[str] = ["---", front, "---", "", f"# {name}", ""]
-
-    # --- Model Overview
-    opt_lines = []
-    if doc.weights:
-        opt_lines.append(f"  - **Weight quantization:** {doc.weights}")
-    if doc.activations:
-        opt_lines.append(f"  - **Activation quantization:** {doc.activations}")
-    if not opt_lines:
-        opt_lines.append(f"  - **Scheme:** {info.scheme}")
-    out += [
-        "## Model Overview",
-        f"- **Model Architecture:** {arch}",
-        "  - **Input:** Text",
-        "  - **Output:** Text",
-        "- **Model Optimizations:**",
-        *opt_lines,
-        f"- **Base model:** [{info.base_model}](https://huggingface.co/{info.base_model}) "
-        f"at revision `{info.base_revision}`",
-        f"- **License:** {info.license or 'other'} (inherited from the base model)",
-    ]
-    if info.release_date:
-        out.append(f"- **Release Date:** {info.release_date}")
-    out += ["- **Model Developers:** produced by the dagster-model-compression pipeline", ""]
-    out += ["### Model Optimizations", ""]
-    algo = f" using the `{info.algorithm}` algorithm" if info.algorithm else ""
-    out.append(
-        f"This model was obtained by applying the `{info.scheme}` scheme to "
-        f"[{info.base_model}](https://huggingface.co/{info.base_model}){algo} with "
-        "[llm-compressor](https://github.com/vllm-project/llm-compressor); the checkpoint is stored in "
-        "the [compressed-tensors](https://github.com/neuralmagic/compressed-tensors) format."
-    )
-    out += ["", doc.text, ""]
-    if doc.weight_bits < 16:
-        out.append(
-            f"Weights go from 16 to {doc.weight_bits} bits per parameter in the quantized layers. "
-            "Embeddings, the `lm_head` and normalization layers are not quantized."
-        )
-        out.append("")
-
-    # --- Deployment
-    out += [
-        "## Deployment",
-        "",
-        "### Use with vLLM",
-        "",
-        "This model can be deployed efficiently with [vLLM](https://docs.vllm.ai/), which reads the "
-        "compressed-tensors format natively.",
-        "",
-        "```python",
-        "from vllm import LLM, SamplingParams",
-        "",
-        f'model_id = "{info.repo_id}"',
-        "llm = LLM(model=model_id)",
-        "sampling_params = SamplingParams(temperature=0.6, top_p=0.9, max_tokens=256)",
-        'outputs = llm.generate(["What does quantization do to a language model?"], sampling_params)',
-        "print(outputs[0].outputs[0].text)",
-        "```",
-        "",
-        "vLLM also serves an OpenAI-compatible API:",
-        "",
-        "```bash",
-        f"vllm serve {info.repo_id}",
-        "```",
-        "",
-        "### Use with Transformers",
-        "",
-        "```python",
-        "from transformers import AutoModelForCausalLM, AutoTokenizer",
-        "",
-        f'model = AutoModelForCausalLM.from_pretrained("{info.repo_id}")',
-        f'tokenizer = AutoTokenizer.from_pretrained("{info.repo_id}")',
-        "```",
-        "",
-    ]
-
-    # --- Creation
     recipe = info.recipe_yaml.rstrip("\n")
-    fence = _fence(recipe)
-    versions = info.library_versions or {}
-    out += [
-        "## Creation",
-        "",
-        f"This model was created with llm-compressor {versions.get('llmcompressor', '(unknown version)')} "
-        f"by applying the recipe `{info.recipe_name}` (sha256 `{info.recipe_sha256}`):",
-        "",
-        f"{fence}yaml",
-        recipe,
-        fence,
-        "",
+    rows = [
+        {"task": task, "metric": metric, "base": _fmt(base), "variant": _fmt(variant),
+         "recovery": "–" if recovery is None else f"{recovery:.1f}"}
+        for task, metric, base, variant, recovery in info.metrics
     ]
-    if versions:
-        out += ["| Library | Version |", "|---|---|"]
-        out += [f"| {_cell(k)} | {_cell(v)} |" for k, v in sorted(versions.items())]
-        out.append("")
     commands = list(info.reproduce_commands) if info.reproduce_commands is not None else default_reproduce_commands(info)
-    out += ["To reproduce it with this project:", "", "```bash", *commands, "```", ""]
-
-    # --- Evaluation
-    out += ["## Evaluation", ""]
-    if info.metrics:
-        out += [
-            f"| Task | Metric | {_cell(info.base_model)} | {_cell(name)} | Recovery (%) |",
-            "|---|---|---:|---:|---:|",
-        ]
-        for task, metric, base, variant, recovery in info.metrics:
-            rec = "–" if recovery is None else f"{recovery:.1f}"
-            out.append(f"| {_cell(task)} | {_cell(metric)} | {_fmt(base)} | {_fmt(variant)} | {rec} |")
-        out += [
-            "",
-            "Recovery is the compressed model's score relative to the base model's (for metrics where "
-            "lower is better, such as perplexity, the ratio is inverted), in percent.",
-        ]
-    else:
-        out.append("No evaluation results were recorded for this variant.")
-    out.append("")
-
-    # --- Lineage
-    out += [
-        "## Lineage",
-        "",
-        f"- **Base model revision:** `{info.base_model}@{info.base_revision}`",
-        f"- **Recipe:** `{info.recipe_name}` (sha256 `{info.recipe_sha256}`)",
-        f"- **Calibration data hash:** `{info.calibration_hash}`" if info.calibration_hash
-        else "- **Calibration data:** none (data-free scheme)",
-        f"- **Dagster run:** [`{info.run_id}`]({info.run_url})" if info.run_url
-        else f"- **Dagster run:** `{info.run_id}`",
-        "",
-    ]
-    return _redact("\n".join(out))
+    # Rendered once with our own Jinja environment (for the `cell` filter); ModelCard then parses
+    # the result, so the front matter is the library's own YAML of ModelCardData.
+    env = jinja2.Environment(keep_trailing_newline=True)
+    env.filters["cell"] = _cell
+    text = env.from_string(_TEMPLATE).render(
+        card_data=_card_data(info).to_yaml(), info=info, doc=scheme_doc(info.scheme),
+        name=info.repo_id.split("/")[-1], arch=info.architecture or "see the base model's config.json",
+        versions=info.library_versions or {}, recipe=recipe, fence=_fence(recipe), rows=rows, commands=commands,
+    )
+    card = ModelCard(text)
+    return _redact(str(card))
 
 
 def parse_card_metadata(markdown: str) -> dict:

@@ -5,8 +5,10 @@
     reg.list_versions(base_model="org/base", min_recovery=99)
 
 `open_registry(None | "sqlite:///path" | "/path")` -> LocalRegistry (embedded SQLite);
-`open_registry("http(s)://host:port")` -> KubeflowRegistry (Kubeflow / RHOAI Model Registry,
-REST /api/model_registry/v1, through the unmodified `model-registry` client).
+`open_registry("http(s)://host:port")` -> KubeflowRegistry (Kubeflow / RHOAI Model Registry; REST
+API v1alpha3 (every GA RHOAI) or v1, detected per connection, through the `model-registry` client);
+`open_registry("mlflow+http(s)://host:port")` -> MlflowRegistry (MLflow Model Registry, official client).
+$DMC_REGISTRY_KIND=mlflow selects MLflow for a plain http(s) URL as well.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from .base import (
     PublishedVersion,
     RegistryAuthError,
     RegistryBackend,
+    RegistryEndpointError,
     RegistryError,
     RegistryUnavailable,
     VariantRecord,
@@ -32,6 +35,7 @@ __all__ = [
     "PublishedVersion",
     "RegistryAuthError",
     "RegistryBackend",
+    "RegistryEndpointError",
     "RegistryError",
     "RegistryUnavailable",
     "VariantRecord",
@@ -84,6 +88,12 @@ def open_registry(
 
         return LocalRegistry(local_registry_path())
     url = url.strip()
+    if url.startswith(("http://", "https://")) and os.environ.get("DMC_REGISTRY_KIND", "").lower() == "mlflow":
+        url = "mlflow+" + url
+    if url.startswith(("mlflow+http://", "mlflow+https://")):
+        from .mlflow_registry import MlflowRegistry
+
+        return MlflowRegistry(url, token=resolve_token(token, token_file), **options)
     if url.startswith(("http://", "https://")):
         from .kubeflow import KubeflowRegistry
 
@@ -105,7 +115,10 @@ def open_registry(
 
         return LocalRegistry(path)
     if "://" in url:
-        raise RegistryError(f"unsupported registry URL {url!r}: use http(s)://host:port, sqlite:///path or a path")
+        raise RegistryError(
+            f"unsupported registry URL {url!r}: use http(s)://host:port (Kubeflow), mlflow+http(s)://host:port,"
+            " sqlite:///path or a path"
+        )
     from .local import LocalRegistry
 
     return LocalRegistry(url)

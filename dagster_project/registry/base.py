@@ -20,7 +20,12 @@ class RegistryAuthError(RegistryError):
 
 
 class RegistryUnavailable(RegistryError):
-    """The registry could not be reached (after bounded retries)."""
+    """The registry could not be reached, or answered 5xx (after bounded retries)."""
+
+
+class RegistryEndpointError(RegistryError):
+    """The URL does not serve a registry API we speak: 404 on every API version, an HTML page, an
+    empty or non-JSON body. Not retried: the URL, token or API version has to change."""
 
 
 @dataclass(frozen=True)
@@ -30,8 +35,11 @@ class VariantRecord:
     model_name: str
     version_name: str
     uri: str
-    model_format_name: str = "compressed-tensors"
-    model_format_version: str = "1"
+    # RHOAI's vLLM ServingRuntime lists format "vLLM" with no version (see registry/serving.py);
+    # the weights' own format (compressed-tensors) is in the `scheme`/library properties.
+    model_format_name: str = "vLLM"
+    model_format_version: str = ""
+    storage_key: str = ""  # name of the data connection (secret) that holds the storage credentials
     description: str = ""
     properties: Mapping[str, str] = field(default_factory=dict)
     source_class: str = "asset-materialization"

@@ -1,6 +1,7 @@
-"""Kubeflow / RHOAI Model Registry backend over the unmodified `model-registry==0.3.18` client.
+"""Kubeflow / RHOAI Model Registry backend over the `model-registry==0.3.18` client.
 
-Publication is check-then-create per object (RegisteredModel -> ModelVersion -> ModelArtifact)
+The REST API version (v1alpha3 on every GA RHOAI release, v1 upstream >= 0.3.15) is detected once
+per connection and the client's route prefix follows it (see kubeflow_api). Publication is check-then-create per object (RegisteredModel -> ModelVersion -> ModelArtifact)
 through the client's lower-level async API, so a half-done publication is completed by the next
 call and a concurrent publisher's 409 Conflict is answered by re-reading the winner's object.
 """
@@ -31,17 +32,17 @@ from .base import (
     PublishedVersion,
     RegistryAuthError,
     RegistryBackend,
+    RegistryEndpointError,
     RegistryError,
     RegistryUnavailable,
     VariantRecord,
     matches,
     sort_versions,
 )
+from .kubeflow_api import api_prefix, detect_api_version, versioned_api_client
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-API_PREFIX = "/api/model_registry/v1"
 
 
 def is_loopback(host: str) -> bool:
@@ -79,6 +80,7 @@ class KubeflowRegistry(RegistryBackend):
         retry_total_s: float = 25.0,
         request_timeout_s: float = 10.0,
         list_concurrency: int = 16,
+        batch_threshold: int = 200,
     ):
         parsed = urlparse(url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
@@ -94,6 +96,7 @@ class KubeflowRegistry(RegistryBackend):
         self._token = token or None
         self._request_timeout = request_timeout_s
         self._list_concurrency = max(1, list_concurrency)
+        self._batch_threshold = batch_threshold
         self._retrying = dict(
             stop=stop_after_attempt(max(1, retry_attempts)) | stop_after_delay(retry_total_s),
             wait=wait_exponential(multiplier=retry_initial_wait, max=retry_max_wait),
@@ -108,23 +111,19 @@ class KubeflowRegistry(RegistryBackend):
                 " DMC_REGISTRY_TOKEN, or mount a service-account token file"
             )
 
-        from model_registry import ModelRegistry  # deferred: pulls aiohttp/pydantic models
-
-        def connect():
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # "User access token is missing" on loopback
-                return ModelRegistry(
-                    self.url,
-                    port,
-                    author=author,
-                    is_secure=is_secure,
-                    user_token=self._token,
-                    async_runner=self._run_coro,
-                    log_level=logging.ERROR,  # its http-port hint is noise on loopback
-                )
-
-        self._mr = self._call(connect, what="connect")
-        self._api = self._mr._api  # the client's ModelRegistryAPIClient (lower-level async API)
+        # Once per connection: which API version this server speaks (errors name URL + answer + cause).
+        not_served: dict = {}
+        self.api_version = self._call(
+            lambda: detect_api_version(self.url, self._token, request_timeout_s, not_served=not_served),
+            what="connect",
+        )
+        self.api_prefix = api_prefix(self.api_version)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the client's import-time notices
+            # The client's lower-level async API (the high-level ModelRegistry would probe /v1 only).
+            self._api = versioned_api_client(
+                f"{scheme}://{host}", port, secure=is_secure, token=self._token, version=self.api_version
+            )
 
     # -- plumbing --------------------------------------------------------------------------
     def _loop(self) -> asyncio.AbstractEventLoop:
@@ -153,12 +152,20 @@ class KubeflowRegistry(RegistryBackend):
 
     def _translate(self, exc: BaseException, what: str) -> BaseException:
         """Map client/transport exceptions onto ours (never include the token)."""
+        if isinstance(exc, RegistryError | _Conflict | _NotFound):
+            return exc  # before the imports below: the connect probe fails without loading the client
         import aiohttp
+        import pydantic
         from model_registry.exceptions import StoreError
         from mr_openapi import exceptions as mx
 
-        if isinstance(exc, RegistryError | _Conflict | _NotFound):
-            return exc
+        if isinstance(exc, ValueError | pydantic.ValidationError) and not isinstance(exc, mx.ApiException):
+            # 2xx whose body is not the API's JSON (a proxy's HTML page, an empty body) mid-session.
+            return RegistryEndpointError(
+                f"model registry at {self.url} answered {what} with something that is not the Model Registry"
+                f" API's JSON ({type(exc).__name__}: {self._scrub(str(exc)).splitlines()[0][:120]}); likely"
+                " cause: a proxy or login page in front of the registry (token expired?) or a wrong URL"
+            )
         if isinstance(exc, mx.UnauthorizedException | mx.ForbiddenException):
             return RegistryAuthError(
                 f"model registry at {self.url} refused the request ({exc.status} {exc.reason}) during {what}:"
@@ -169,7 +176,12 @@ class KubeflowRegistry(RegistryBackend):
         if isinstance(exc, mx.NotFoundException):
             return _NotFound(str(exc.status))
         if isinstance(exc, mx.ServiceException):
-            return RegistryUnavailable(f"model registry at {self.url} answered {exc.status} {exc.reason} during {what}")
+            body = " ".join(self._scrub(str(getattr(exc, "body", "") or "")).split())[:80]
+            return RegistryUnavailable(
+                f"model registry at {self.url} answered {exc.status} {exc.reason} during {what}"
+                + (f' ("{body}")' if body else "")
+                + "; likely cause: the registry behind the route/proxy is down or still starting"
+            )
         if isinstance(exc, mx.ApiException):
             body = self._scrub(str(getattr(exc, "body", "") or ""))[:300]
             return RegistryError(f"model registry at {self.url} rejected {what}: {exc.status} {exc.reason} {body}")
@@ -280,11 +292,13 @@ class KubeflowRegistry(RegistryBackend):
         art = self._model_artifact(mv.id)
         if art is None:
             new = ModelArtifact(
-                name=record.model_name,
+                name=artifact_name(record.model_name, record.version_name),
                 uri=record.uri,
                 description=record.description or None,
                 model_format_name=record.model_format_name,
-                model_format_version=record.model_format_version,
+                model_format_version=record.model_format_version or None,
+                storage_key=record.storage_key or None,
+                storage_path=_storage_path(record.uri),
                 model_source_kind=SOURCE_KIND,
                 model_source_class=record.source_class or None,
                 model_source_group=record.source_group or None,
@@ -424,7 +438,22 @@ class KubeflowRegistry(RegistryBackend):
                     body = await _json(resp)
                 return next((a for a in body.get("items") or [] if a.get("artifactType") == "model-artifact"), None)
 
-            arts = await asyncio.gather(*(artifact_of(mv) for mv in candidates))
+            # Batched: every artifact we wrote, a page of 1,000 per request, matched by name; a
+            # version whose artifact is not found that way (written by others) is read on its own.
+            # Measured on v0.3.14 (2 loaded cores): listing 1,300 artifacts ~3-4 s, one read ~40 ms
+            # with 16 in flight, so the listing pays off from a few hundred candidates.
+            by_name: dict[str, list[dict]] = {}
+            # Few candidates (a filtered query): one read each is cheaper than listing every artifact.
+            if len(candidates) > self._batch_threshold:
+                kind_filter = f"modelSourceKind = {_quote(SOURCE_KIND)}"
+                for a in await pages(client.get_model_artifacts_without_preload_content, filter_query=kind_filter):
+                    by_name.setdefault(a.get("name") or "", []).append(a)
+
+            async def resolved(mv: dict) -> dict | None:
+                hits = by_name.get(artifact_name(names.get(str(mv.get("registeredModelId")), ""), mv["name"]), [])
+                return hits[0] if len(hits) == 1 else await artifact_of(mv)
+
+            arts = await asyncio.gather(*(resolved(mv) for mv in candidates))
         out = [
             _published_from_json(names.get(str(mv.get("registeredModelId")), ""), mv, art)
             for mv, art in zip(candidates, arts, strict=True)
@@ -436,9 +465,13 @@ async def _json(resp) -> dict:
     """Body of a raw response from the generated API; HTTP errors mapped like the client does."""
     from mr_openapi import exceptions as mx
 
+    from mr_openapi.rest import RESTResponse
+
     data = await resp.read()
-    if resp.status >= 400:  # RESTResponse: what the generated client hands ApiException itself
-        raise mx.ApiException.from_response(http_resp=resp, body=data.decode(errors="replace"), data=None)
+    if resp.status >= 400:  # wrapped as the generated client does, so 404/409/5xx map the same way
+        rest = RESTResponse(resp)
+        rest.data = data
+        raise mx.ApiException.from_response(http_resp=rest, body=data.decode(errors="replace"), data=None)
     import json
 
     return json.loads(data)
@@ -469,6 +502,22 @@ def _published_from_json(model_name: str, mv: dict, art: dict | None) -> Publish
         source_id=art.get("modelSourceId") or "",
         source_name=art.get("modelSourceName") or "",
     )
+
+
+def artifact_name(model_name: str, version_name: str) -> str:
+    """Names the ModelArtifact like the RHOAI dashboard's registration form does (model, version,
+    "artifact"); unique enough that lookups can fetch all artifacts at once and match them by name."""
+    return f"{model_name}-{version_name}-artifact"
+
+
+def _storage_path(uri: str) -> str | None:
+    """The path inside the bucket / claim, which the dashboard's Deploy form pre-fills."""
+    from .serving import storage_fields
+
+    try:
+        return storage_fields(uri)[1] or None
+    except RegistryError:
+        return None  # a local file: not deployable, no storage path
 
 
 def _quote(value: str) -> str:

@@ -236,6 +236,54 @@ class ArtifactStore(ConfigurableResource):
                 shutil.rmtree(tmp, ignore_errors=True)
         return dest
 
+    def folder_manifest(self, relpath: str) -> dict[str, Any] | None:
+        """S3: the `_COMPLETE` manifest of a complete folder (None: missing or partial)."""
+        if self._check_kind() != "s3":
+            raise ValueError("folder manifests exist on s3 artifact stores only")
+        return self._read_manifest(self._s3(), self._s3_key(_clean_relpath(relpath)))
+
+    def put_file(self, local_file: str | os.PathLike[str], relpath: str) -> str:
+        """Publish one small file (a JSON record, a plot); an S3 PUT replaces an object atomically."""
+        src = Path(local_file)
+        if not src.is_file():
+            raise FileNotFoundError(src)
+        rel = _clean_relpath(relpath)
+        if self._check_kind() == "s3":
+            self._s3().put_file(str(src), self._s3_key(rel))
+        else:
+            dest = self._fs_root() / rel
+            if dest.resolve() != src.resolve():
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                tmp = dest.with_name(f"{TMP_PREFIX}{dest.name}-{uuid.uuid4().hex[:8]}")
+                shutil.copy2(src, tmp)
+                os.replace(tmp, dest)
+        return self.uri_for(rel)
+
+    def get_file(self, relpath: str, local_file: str | os.PathLike[str]) -> bool:
+        """Copy one file to `local_file` (written atomically); False when the store has none."""
+        rel = _clean_relpath(relpath)
+        dest = Path(local_file)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f"{TMP_PREFIX}{dest.name}-{uuid.uuid4().hex[:8]}")
+        try:
+            if self._check_kind() == "s3":
+                fs = self._s3()
+                try:
+                    fs.get_file(self._s3_key(rel), str(tmp))
+                except FileNotFoundError:
+                    return False
+                if not tmp.is_file():
+                    return False
+            else:
+                src = self._fs_root() / rel
+                if not src.is_file():
+                    return False
+                shutil.copy2(src, tmp)
+            os.replace(tmp, dest)
+            return True
+        finally:
+            tmp.unlink(missing_ok=True)
+
     def exists(self, relpath: str) -> bool:
         """True only for complete artifacts (S3: marker present; filesystem: renamed into place)."""
         rel = _clean_relpath(relpath)

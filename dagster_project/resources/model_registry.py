@@ -1,4 +1,4 @@
-"""The model registry: embedded SQLite by default, the Kubeflow / RHOAI Model Registry by URL."""
+"""The model registry: embedded SQLite by default; Kubeflow / RHOAI Model Registry or MLflow by URL."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from dagster import ConfigurableResource
 
 
 class ModelRegistryResource(ConfigurableResource):
-    """`url` empty → the local registry file; `https://…` → Kubeflow Model Registry (API v1).
+    """`url` empty → the local registry file; `https://…` → Kubeflow / RHOAI Model Registry (API
+    v1alpha3 or v1, detected); `mlflow+https://…` → MLflow Model Registry.
 
     Tokens come from `token_env_var` or a service-account `token_file` at call time, never from
     run config, so they cannot reach the event log.

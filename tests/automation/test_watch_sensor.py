@@ -80,8 +80,7 @@ def test_new_release_then_missing_pairs_then_nothing(hub, instance, write_watchl
     assert req.job_name == "variant_job"
     assert req.partition_key == f"{model}|w4a16-gptq"
     assert req.tags[REVISION_TAG] == sha
-    gpu = json.loads(req.tags[K8S_CONFIG_TAG])
-    assert "nvidia.com/gpu" in gpu["container_config"]["resources"]["limits"]  # calibrated → GPU
+    assert K8S_CONFIG_TAG not in req.tags  # placement comes from the assets' op tags (k8s.py)
     assert json.loads(second.cursor) == {"repos": {"acme/tiny-chat": sha}, "waiting": {}}
 
     # 4. nothing changed on the Hub → nothing requested, cursor unchanged
@@ -110,8 +109,7 @@ def test_new_revision_makes_every_pair_stale(hub, instance, write_watchlist):
     data = tick(instance, hub.url, data.cursor)
     assert sorted(r.run_key for r in data.run_requests) == sorted(
         [f"{model}|w4a16-gptq|{new}", f"{model}|w4a16-rtn|{new}"])
-    cpu = json.loads(next(r for r in data.run_requests if "rtn" in r.run_key).tags[K8S_CONFIG_TAG])
-    assert "nvidia.com/gpu" not in json.dumps(cpu)  # data-free → CPU placement
+    assert not any(K8S_CONFIG_TAG in r.tags for r in data.run_requests)
     assert all(r.tags[REVISION_TAG] == new for r in data.run_requests)
 
 
@@ -160,7 +158,7 @@ def test_hub_down_or_hung(instance, write_watchlist, hf_isolated, closed_port, s
     monkeypatch.setenv("DMC_WATCH_HUB_TIMEOUT_SECONDS", "0.5")
     started = time.monotonic()
     hung = tick(instance, f"http://127.0.0.1:{silent_port}")
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 60  # timeout bound, wide: without the 0.5 s timeout the tick would hang
     assert not hung.run_requests and "timed out" in hung.skip_message
 
 

@@ -49,38 +49,68 @@ def test_recipe_compresses_reloads_and_generates(name, demo_model, calibration, 
     assert generated.shape[1] == ids["input_ids"].shape[1] + 8
     manifest = json.loads((out / MANIFEST_FILENAME).read_text())
     assert set(manifest["library_versions"]) == {"llmcompressor", "compressed-tensors", "transformers", "torch"}
-    assert manifest["peak_rss_mb"] > 100
+    # Measured around this compression (tests/compression/test_memory.py shows it is per variant).
+    assert (manifest["peak_rss_mb"], manifest["peak_rss_increase_mb"]) == (result.peak_rss_mb, result.peak_rss_increase_mb)
+    assert 0 <= result.peak_rss_increase_mb <= result.peak_rss_mb
 
 
 def test_calibrated_recipe_without_data_fails_before_loading(demo_model, tmp_path):
-    started = time.perf_counter()
     with pytest.raises(RecipeError, match="needs calibration data"):
         compress(demo_model, resolve_builtin("w4a16-gptq", "LlamaForCausalLM"), tmp_path / "v")
-    assert time.perf_counter() - started < 1.0
     assert not (tmp_path / "v").exists()
+    # Before loading: in a fresh interpreter the refusal imports neither torch nor llmcompressor.
+    code = (
+        "import sys\nfrom pathlib import Path\n"
+        "from dagster_project.compression.oneshot_runner import compress\n"
+        "from dagster_project.compression.recipes import RecipeError, resolve_builtin\n"
+        "try:\n"
+        "    compress(Path(sys.argv[1]), resolve_builtin('w4a16-gptq', 'LlamaForCausalLM'), Path(sys.argv[2]))\n"
+        "except RecipeError:\n"
+        "    print(sorted(m for m in ('torch', 'transformers', 'llmcompressor') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(demo_model), str(tmp_path / "w")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", out.stdout
 
 
 KILL_SCRIPT = """
-import sys
+import sys, threading
 from pathlib import Path
 from dagster_project.compression.oneshot_runner import compress
 from dagster_project.compression.recipes import resolve_builtin
+
+def log(message):
+    # Called from inside oneshot's calibration loop: say so, then hold the compression right there.
+    if message.startswith("calibration: layer 2/"):
+        Path(sys.argv[4]).write_text(message)
+        threading.Event().wait()
+
 compress(Path(sys.argv[1]), resolve_builtin("w4a16-gptq", "LlamaForCausalLM"), Path(sys.argv[2]),
-         calibration_dir=Path(sys.argv[3]), log=lambda m: print(m, flush=True))
+         calibration_dir=Path(sys.argv[3]), log=log)
 """
 
 
 @pytest.mark.slow
 def test_killed_compression_leaves_no_variant(demo_model, calibration, tmp_path):
+    """SIGKILL while oneshot is calibrating layer 2 (the progress hook holds it there): nothing at the path."""
     out = tmp_path / "variants" / "w4a16-gptq"
-    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(demo_model), str(out), str(calibration)],
-                            stdout=subprocess.PIPE, text=True)
-    for line in proc.stdout:  # kill once oneshot is under way, mid-calibration
-        if line.startswith("running oneshot"):
-            time.sleep(1.0)
-            os.kill(proc.pid, signal.SIGKILL)
-            break
-    proc.wait(timeout=60)
+    marker = tmp_path / "in-oneshot"
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(demo_model), str(out), str(calibration),
+                             str(marker)])
+    try:
+        while not marker.exists():  # wait for the signal from inside the compression loop
+            assert proc.poll() is None, f"compression ended (exit {proc.returncode}) before reaching layer 2"
+            time.sleep(0.1)
+        in_progress = [p.name for p in out.parent.iterdir()]
+        assert len(in_progress) == 1 and in_progress[0].startswith(".tmp-w4a16-gptq-"), in_progress
+        assert not out.exists()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
     assert proc.returncode == -signal.SIGKILL
+    assert marker.read_text().startswith("calibration: layer 2/4")
     assert not out.exists(), "a killed run must not leave anything at the variant path"
     assert not is_complete_variant(out)

@@ -92,9 +92,11 @@ def test_cli_recipes(project_state):
                          capture_output=True, text=True, env=env)
     assert add.returncode == 0, add.stderr
     assert json.loads(add.stdout)["partition_added"] is True
-    ls = subprocess.run([sys.executable, "-m", "dagster_project.cli", "recipes", "ls", "--json"],
-                        capture_output=True, text=True, env=env, check=True)
-    assert "cli-w8" in {r["name"] for r in json.loads(ls.stdout)}
+    for spelling in ("list", "recipes-list", "ls"):  # `recipes-list` and `ls`: older spellings, still accepted
+        ls = subprocess.run([sys.executable, "-m", "dagster_project.cli", "recipes", spelling, "--json"],
+                            capture_output=True, text=True, env=env)
+        assert ls.returncode == 0, ls.stderr
+        assert "cli-w8" in {r["name"] for r in json.loads(ls.stdout)}
     bad = subprocess.run([sys.executable, "-m", "dagster_project.cli", "recipes", "add", "x", "/nonexistent.yaml"],
                          capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and "does not exist" in bad.stderr

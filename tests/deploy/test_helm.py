@@ -1,4 +1,5 @@
-"""The Helm chart lints, renders and validates offline (real helm binary), and feeds Placement."""
+"""The Helm chart lints, renders and validates offline (real helm binary), and what it renders is
+what the code loads: every scenario's ConfigMaps go through the code's own loaders."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # Placement fields deliberately not exposed by the chart (code defaults are the contract).
 NOT_IN_CHART = {"hf_token_env", "registry_token_env"}
+SCENARIOS = ("default", "values-no-dagster", "values-s3-gpu-selector", "values-watch-vllm-local-registry")
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +35,7 @@ def rendered(tmp_path_factory) -> dict[str, list[dict]]:
     docs = {}
     for f in sorted(out.glob("*.yaml")):
         docs[f.stem] = [d for d in yaml.safe_load_all(f.read_text()) if d]
-    assert set(docs) >= {"default", "values-no-dagster", "values-s3-gpu-selector"}
+    assert set(docs) == set(SCENARIOS)
     return docs
 
 
@@ -53,7 +55,8 @@ def test_env_configmap_is_exactly_what_placement_reads(rendered) -> None:
 
     placement = Placement.load(environ=data)
     assert placement == Placement(
-        eval_image="quay.io/your-org/dagster-model-compression-eval:0.1.0", image_pull_policy="IfNotPresent"
+        eval_image="quay.io/your-org/dagster-model-compression-eval:0.1.0", image_pull_policy="IfNotPresent",
+        models_pvc="dmc-models", models_mount_path="/models",
     )
     tags = step_tags("vllm-eval", placement=placement)[K8S_CONFIG_TAG]
     assert tags["container_config"]["image"] == "quay.io/your-org/dagster-model-compression-eval:0.1.0"
@@ -76,6 +79,52 @@ def test_s3_scenario_feeds_placement_and_store(rendered) -> None:
     assert ArtifactStore.from_env(data).uri_for("a") == "s3://models/dmc/a"
 
 
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_rendered_values_load_in_the_code(rendered, scenario, tmp_path) -> None:
+    """dmc-env and dmc-catalog of every scenario, fed to the loaders the pods run."""
+    from dagster_project.automation.watchlist import parse_watchlist
+    from dagster_project.catalog import load_catalog
+    from dagster_project.deployment import executor_name
+    from dagster_project.k8s import ASSET_STEPS, op_tags
+    from dagster_project.registry import open_registry
+
+    docs = rendered[scenario]
+    data = _get(docs, "ConfigMap", "dmc-env")["data"]
+    assert executor_name(data) == "k8s"
+    placement = Placement.load(environ=data)
+    for asset in ASSET_STEPS:  # every step's op tags build from this placement
+        op_tags(asset, placement)
+    store = ArtifactStore.from_env(data)
+    assert store.uri_for("models/m").startswith(("pvc://dmc-models/", "s3://"))
+
+    files = _get(docs, "ConfigMap", "dmc-catalog")["data"]
+    assert {data["DMC_MODELS_FILE"], data["DMC_WATCHLIST_FILE"]} == {f"/etc/dmc/{n}" for n in files}
+    (tmp_path / "models.yaml").write_text(files["models.yaml"])
+    catalog = load_catalog(tmp_path / "models.yaml")
+    assert catalog and all(m.recipes for m in catalog.values())
+    watchlist = parse_watchlist(files["watchlist.yaml"], "dmc-catalog/watchlist.yaml", recipes_dir=None)
+
+    url = data["DMC_REGISTRY_URL"]
+    if url:
+        assert url.startswith("https://")  # KubeflowRegistry: TLS + the token secret / SA token
+    else:  # the local registry file under DMC_VAR_DIR (on the PVC)
+        assert data["DMC_VAR_DIR"] == "/models/var"
+        with open_registry(str(tmp_path / "registry.sqlite")) as reg:
+            assert reg.list_versions() == []
+
+    if scenario == "values-watch-vllm-local-registry":
+        assert placement.evaluation_backend == "vllm" and placement.hf_eval_on == "cpu"
+        assert placement.model_size_gb == 16
+        assert op_tags("compressed_model", placement)[K8S_CONFIG_TAG]["container_config"]["resources"][
+            "requests"]["memory"] == "40Gi"
+        assert "nvidia.com/gpu" not in json.dumps(op_tags("evaluation_report", placement))
+        assert [e.describe() for e in watchlist.entries] == [
+            "TinyLlama/TinyLlama-1.1B-Chat-v1.0", "author meta-llama / Llama-3.*-Instruct"]
+        assert catalog["TinyLlama--TinyLlama-1.1B-Chat-v1.0"].revision.startswith("fe8a4ea")
+    else:
+        assert watchlist.entries == ()
+
+
 def test_own_objects(rendered) -> None:
     docs = rendered["default"]
     role = _get(docs, "Role", "dmc-runner")
@@ -91,7 +140,11 @@ def test_own_objects(rendered) -> None:
     assert pvc["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     catalog = _get(docs, "ConfigMap", "dmc-catalog")["data"]
     assert yaml.safe_load(catalog["models.yaml"])["models"][0]["key"] == "demo-llama"
-    assert "authors" in yaml.safe_load(catalog["watchlist.yaml"])
+    assert yaml.safe_load(catalog["watchlist.yaml"]) == {"watch": []}
+    from dagster_project.automation.watchlist import WatchlistError, parse_watchlist
+
+    with pytest.raises(WatchlistError, match="authors"):  # the shape the chart used to render
+        parse_watchlist("authors: []\nrepos: []\n", check_recipes=False)
 
 
 def test_dagster_values_point_at_our_objects(rendered) -> None:

@@ -1,66 +1,57 @@
-"""Step pods built by dagster-k8s itself from `step_tags`, validated against Kubernetes' schema."""
+"""Step pods of the REAL code location on Kubernetes, built by dagster-k8s from the assets' op tags.
+
+`tests/deploy/step_jobs.py` loads `dagster_project.definitions` in a fresh process with the
+chart's settings, resolves the run that each launcher starts (UI, backfill, sensors, schedule),
+builds its execution plan and makes every step's Job with dagster-k8s's own functions. The Jobs
+are validated against Kubernetes' schema.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
-import dagster as dg
 import kubernetes_validate
 import pytest
-from dagster_k8s.job import (
-    DagsterK8sJobConfig,
-    UserDefinedDagsterK8sConfig,
-    construct_dagster_k8s_job,
-    get_user_defined_k8s_config,
-)
-from kubernetes.client import ApiClient
 
-from dagster_project.k8s import (
-    GPU_POOL,
-    K8S_CONFIG_TAG,
-    Placement,
-    compute_kind_tags,
-    memory_request_gi,
-    pool_for,
-    step_tags,
-)
+from dagster_project.k8s import K8S_CONFIG_TAG, Placement, memory_request_gi, step_tags
 
 K8S_VERSION = "1.33.0"
-PLACEMENT = Placement(node_selector={"nvidia.com/gpu.present": "true"}, eval_image="quay.io/acme/dmc-eval:1.0")
+ROOT = Path(__file__).resolve().parents[2]
+CPU_STEPS = {"base_model", "calibration_dataset", "model_comparison", "hub_release", "registry_entry"}
+CHECK_STEPS = {"evaluation_report_loads_and_generates", "evaluation_report_recovery_meets_threshold",
+               "evaluation_report_size_reduced"}
+EVAL_STEPS = {"base_evaluation", "evaluation_report"}
+CHART_ENV = {  # what the chart's dmc-env ConfigMap sets (see test_helm.py for the rendered one)
+    "DMC_EXECUTOR": "k8s",
+    "DMC_K8S_NODE_SELECTOR": '{"nvidia.com/gpu.present": "true"}',
+    "DMC_K8S_MODEL_SIZE_GB": "8",
+    "DMC_K8S_EVAL_IMAGE": "quay.io/acme/dmc-eval:1.0",
+}
 
 
-def _job(tags: dict, name: str) -> dict:
-    """The Job dict the k8s_job_executor would create for a step with these op tags."""
-
-    @dg.asset(name=name.replace("-", "_"), op_tags=tags)
-    def _a() -> None: ...
-
-    # Op tags reach the executor as JSON strings; go through the executor's own parser.
-    user_config = get_user_defined_k8s_config(_a.op.tags)
-    job_config = DagsterK8sJobConfig(
-        job_image="quay.io/acme/dmc-compress:1.0",
-        dagster_home="/opt/dagster/dagster_home",
-        image_pull_policy="IfNotPresent",
-        instance_config_map="dagster-instance",
-        service_account_name="dmc-runner",
-        postgres_password_secret="dagster-postgresql-secret",
-    )
-    job = construct_dagster_k8s_job(
-        job_config,
-        args=["dagster", "api", "execute_step"],
-        job_name=f"dagster-step-{name}",
-        user_defined_k8s_config=user_config,
-        component="step_worker",
-    )
-    manifest = ApiClient().sanitize_for_serialization(job)
-    kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
-    return manifest
+def launch_plans(**env: str) -> dict:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DMC_K8S_", "DMC_EXECUTOR"))}
+    proc = subprocess.run([sys.executable, str(ROOT / "tests/deploy/step_jobs.py")], cwd=ROOT,
+                          env={**clean, **env}, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout)
 
 
-def _container(manifest: dict) -> dict:
-    (container,) = manifest["spec"]["template"]["spec"]["containers"]
+@pytest.fixture(scope="module")
+def hf_plans() -> dict:
+    return launch_plans(**CHART_ENV)
+
+
+def _pod(job: dict) -> dict:
+    return job["spec"]["template"]["spec"]
+
+
+def _container(job: dict) -> dict:
+    (container,) = _pod(job)["containers"]
     return container
 
 
@@ -68,54 +59,105 @@ def _env(container: dict) -> dict[str, dict]:
     return {e["name"]: e for e in container.get("env", [])}
 
 
-def test_gpu_step_job() -> None:
-    manifest = _job(step_tags("gpu", model_size_gb=16, placement=PLACEMENT), "compress-gpu")
-    pod = manifest["spec"]["template"]["spec"]
-    c = _container(manifest)
+def _steps(plans: dict) -> dict[str, list[dict]]:
+    """step key → its Job in every launcher that runs it."""
+    out: dict[str, list[dict]] = {}
+    for launcher in plans["launchers"].values():
+        for key, job in launcher["steps"].items():
+            out.setdefault(key, []).append(job)
+    return out
+
+
+def test_every_run_uses_the_k8s_executor(hf_plans) -> None:
+    assert set(hf_plans["executors"].values()) == {"k8s"}, hf_plans["executors"]
+    assert {name for name in hf_plans["launchers"]} == {
+        "ui", "backfill", "sensor:base_model_job", "sensor:variant_job", "sensor:variant_follow_up",
+        "schedule:variant_job"}
+    assert {launcher["executor"] for launcher in hf_plans["launchers"].values()} == {"k8s"}
+    # The schedule's run carries no placement of its own: run tags never reach step pods.
+    assert not any(k.startswith("dagster-k8s") for k in hf_plans["schedule_tags"])
+
+
+def test_same_placement_whatever_launched_the_run(hf_plans) -> None:
+    steps = _steps(hf_plans)
+    assert set(steps) == CPU_STEPS | CHECK_STEPS | EVAL_STEPS | {"compressed_model"}
+    assert len(steps["compressed_model"]) == 3  # backfill, sensor, schedule
+    for key, jobs in steps.items():
+        pods = [_pod(j) for j in jobs]
+        assert all(p == pods[0] for p in pods), f"{key}: placement differs between launchers"
+        for job in jobs:
+            kubernetes_validate.validate(job, K8S_VERSION, strict=True)
+
+
+def test_compression_step_is_the_gpu_pod(hf_plans) -> None:
+    job = _steps(hf_plans)["compressed_model"][0]
+    pod, c = _pod(job), _container(job)
     assert c["resources"]["limits"]["nvidia.com/gpu"] == "1"
-    assert c["resources"]["requests"]["nvidia.com/gpu"] == "1"
-    assert c["resources"]["requests"]["memory"] == "40Gi"  # 2.5 × 16 GB
+    assert c["resources"]["requests"]["memory"] == "20Gi"  # 2.5 × the chart's 8 GB model
     assert pod["tolerations"] == [
-        {"key": "nvidia.com/gpu", "operator": "Equal", "value": "NVIDIA-A10G-SHARED", "effect": "NoSchedule"}
-    ]
+        {"key": "nvidia.com/gpu", "operator": "Equal", "value": "NVIDIA-A10G-SHARED", "effect": "NoSchedule"}]
     assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
-    assert _env(c)["HF_TOKEN"]["valueFrom"]["secretKeyRef"] == {
-        "name": "hf-hub-secret", "key": "HF_TOKEN", "optional": True,
-    }
-    assert "DMC_REGISTRY_TOKEN" not in _env(c)
-    assert c["image"] == "quay.io/acme/dmc-compress:1.0"  # inherits the code location image
+    assert _env(c)["HF_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "hf-hub-secret", "key": "HF_TOKEN",
+                                                                 "optional": True}
+    assert "DMC_REGISTRY_TOKEN" not in _env(c)  # GPU pods never see the registry token
+    assert c["image"] == "quay.io/acme/dagster-model-compression:0.1.0"  # the code location's image
     assert pod["serviceAccountName"] == "dmc-runner"
 
 
-def test_cpu_step_job() -> None:
-    manifest = _job(step_tags("cpu", placement=PLACEMENT), "publish-cpu")
-    pod = manifest["spec"]["template"]["spec"]
-    c = _container(manifest)
-    assert "nvidia.com/gpu" not in json.dumps(c["resources"])
-    assert c["resources"]["requests"] == {"cpu": "1", "memory": "4Gi"}
-    assert "tolerations" not in pod and "nodeSelector" not in pod
-    env = _env(c)
-    assert env["HF_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "hf-hub-secret"
-    assert env["DMC_REGISTRY_TOKEN"]["valueFrom"]["secretKeyRef"] == {
-        "name": "model-registry-token", "key": "token", "optional": True,
-    }
+def test_cpu_steps_get_no_gpu(hf_plans) -> None:
+    steps = _steps(hf_plans)
+    for key in CPU_STEPS | CHECK_STEPS:
+        job = steps[key][0]
+        assert "nvidia.com/gpu" not in json.dumps(job), key
+        assert "tolerations" not in _pod(job) and "nodeSelector" not in _pod(job), key
+        assert _container(job)["resources"]["requests"]["cpu"] == "1", key
+    registry = _env(_container(steps["registry_entry"][0]))
+    assert registry["DMC_REGISTRY_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "model-registry-token"
 
 
-def test_vllm_eval_step_job() -> None:
-    manifest = _job(step_tags("vllm-eval", model_size_gb=4, placement=PLACEMENT), "eval-vllm")
-    pod = manifest["spec"]["template"]["spec"]
-    c = _container(manifest)
-    assert c["image"] == "quay.io/acme/dmc-eval:1.0"
-    assert c["resources"]["limits"]["nvidia.com/gpu"] == "1"
-    assert {"name": "dshm", "mountPath": "/dev/shm"} in c["volumeMounts"]
-    assert {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "8Gi"}} in pod["volumes"]
-    assert pod["tolerations"][0]["key"] == "nvidia.com/gpu"
+def test_hf_evaluation_runs_where_the_chart_says(hf_plans) -> None:
+    for key in EVAL_STEPS:  # default: hf backend on a GPU pod
+        assert _container(_steps(hf_plans)[key][0])["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    on_cpu = _steps(launch_plans(**CHART_ENV, DMC_K8S_HF_EVAL_ON="cpu"))
+    for key in EVAL_STEPS:
+        assert "nvidia.com/gpu" not in json.dumps(on_cpu[key][0]), key
+    assert "nvidia.com/gpu" in json.dumps(on_cpu["compressed_model"][0])
 
 
-def test_tags_parse_as_user_defined_config() -> None:
-    for kind in ("cpu", "gpu", "vllm-eval"):
-        cfg = UserDefinedDagsterK8sConfig.from_dict(step_tags(kind, placement=PLACEMENT)[K8S_CONFIG_TAG])
-        assert cfg.container_config["resources"]["requests"]
+def test_vllm_evaluation_steps_are_cpu_pods_that_start_the_eval_pod() -> None:
+    steps = _steps(launch_plans(**CHART_ENV, DMC_K8S_EVALUATION_BACKEND="vllm"))
+    for key in EVAL_STEPS:
+        c = _container(steps[key][0])
+        assert "nvidia.com/gpu" not in json.dumps(c), key  # the GPU is the Pipes pod's
+        assert c["image"] == "quay.io/acme/dagster-model-compression:0.1.0"
+
+
+def test_laptop_and_cluster_clients() -> None:
+    from dagster import PipesSubprocessClient
+    from dagster_k8s import PipesK8sClient, k8s_job_executor
+
+    from dagster_project.deployment import executor, vllm_pipes_client
+
+    assert executor({}).name == "multi_or_in_process_executor"  # Dagster's default: unchanged
+    assert executor({"DMC_EXECUTOR": "in_process"}).name == "in_process"
+    assert executor({"DMC_EXECUTOR": "k8s"}) is k8s_job_executor
+    assert isinstance(vllm_pipes_client({}), PipesSubprocessClient)
+    assert isinstance(vllm_pipes_client({"DMC_EXECUTOR": "k8s"}), PipesK8sClient)
+    with pytest.raises(ValueError, match="DMC_EXECUTOR"):
+        executor({"DMC_EXECUTOR": "kubernetes"})
+
+
+def test_vllm_pod_needs_the_model_on_the_pvc() -> None:
+    """With an S3 store the variant is in the step's scratch folder, which the vLLM pod cannot see."""
+    from dagster_k8s import PipesK8sClient
+
+    from dagster_project.evaluation.tasks import resolve_task_set
+    from dagster_project.evaluation.vllm_pipes import build_invocation, run_k8s
+
+    inv = build_invocation("/tmp/scratch/models/m/variants/r", resolve_task_set("demo"), "/tmp/scratch/out.json")
+    with pytest.raises(RuntimeError, match="models PVC"):
+        run_k8s(None, PipesK8sClient(), inv, "/tmp/scratch/models/m/variants/r",
+                placement=Placement(models_pvc="dmc-models"))
 
 
 def test_memory_scales_with_model_size() -> None:
@@ -157,12 +199,6 @@ def test_bad_settings_are_clear_errors(tmp_path) -> None:
     cfg.write_text("- not a mapping\n")
     with pytest.raises(ValueError, match="mapping"):
         Placement.load(path=cfg, environ={})
-
-
-def test_pools_and_kinds() -> None:
-    assert pool_for("cpu") is None
-    assert pool_for("gpu") == pool_for("vllm-eval") == GPU_POOL
-    assert "dagster/kind/gpu" in compute_kind_tags("gpu")
 
 
 def test_import_is_cheap() -> None:

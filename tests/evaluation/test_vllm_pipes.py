@@ -163,7 +163,11 @@ def test_vllm_backend_through_pipes_end_to_end(demo_model, project_state, dagste
     assert report["eval"]["backend"] == "vllm"
     tasks = {(r["task"], r["metric"]) for r in report["recoveries"]}
     assert {("dmc_jargon_ppl", "token_perplexity"), ("dmc_jargon_lastword", "acc")} <= tasks
-    assert report["average_recovery"] is not None and report["average_recovery"] > 50
+    # INT8 weights barely move a model: perplexity within 1 %, the average at or above the 98 % demo bar.
+    by_task = {(r["task"], r["metric"]): r["recovery_pct"] for r in report["recoveries"]}
+    print("W8A16 through the vLLM path:", report["average_recovery"], by_task)
+    assert by_task[("dmc_jargon_ppl", "token_perplexity")] >= 99.0, by_task
+    assert report["average_recovery"] is not None and report["average_recovery"] >= 98.0, by_task
     assert report["speed"]["new_tokens"] >= 1 and report["approval"]["checks"]["loads_and_generates"]["passed"]
     raw = read(vdir / "lm_eval_results.json")  # the runner's own results, stored with the variant
     assert raw["config"]["model"] == "vllm" and "dmc_jargon_lastword" in raw["results"]
@@ -179,12 +183,12 @@ def test_runner_failure_surfaces_in_dagster(fake_vllm, monkeypatch, tmp_path):
     monkeypatch.setenv("FAKE_VLLM_MODE", "fail")
 
     @asset
-    def vllm_eval(context: AssetExecutionContext, pipes_subprocess: PipesSubprocessClient):
-        vllm_pipes.evaluate_vllm(context, pipes_subprocess, tmp_path / "model", resolve_task_set("demo"),
+    def vllm_eval(context: AssetExecutionContext, vllm_pipes_client: PipesSubprocessClient):
+        vllm_pipes.evaluate_vllm(context, vllm_pipes_client, tmp_path / "model", resolve_task_set("demo"),
                                  tmp_path / "out.json")
 
     with DagsterInstance.ephemeral() as instance:
-        res = materialize([vllm_eval], resources={"pipes_subprocess": PipesSubprocessClient()}, instance=instance,
+        res = materialize([vllm_eval], resources={"vllm_pipes_client": PipesSubprocessClient()}, instance=instance,
                           raise_on_error=False)
         assert not res.success
         failure = res.get_step_failure_events()[0].event_specific_data.error
@@ -231,8 +235,14 @@ def test_k8s_pod_for_pipes_k8s_client():
     assert kwargs["image"] == "quay.io/acme/dmc-eval:1.0"
     assert kwargs["command"][:3] == ["python", "-m", "dagster_project.evaluation.vllm_runner"]
     assert kwargs["command"][3:] == inv.command[2:]  # same arguments as the subprocess
-    pod = vllm_pipes.k8s_pod_body(inv, placement=placement, model_size_gb=8, models_pvc="dmc-models",
-                                  pipes_env={"DAGSTER_PIPES_CONTEXT": "e30=", "DAGSTER_PIPES_MESSAGES": "e30="})
+    # What PipesK8sClient.run(**kwargs) creates: dagster-k8s's own build_pod_body, Pipes env added.
+    from dagster_k8s.pipes import build_pod_body
+    from kubernetes.client import ApiClient
+
+    body = build_pod_body(pod_name="dmc-vllm-eval", image=kwargs["image"], command=kwargs["command"],
+                          env_vars={**kwargs["env"], "DAGSTER_PIPES_CONTEXT": "e30=", "DAGSTER_PIPES_MESSAGES": "e30="},
+                          base_pod_meta=kwargs["base_pod_meta"], base_pod_spec=kwargs["base_pod_spec"])
+    pod = {"apiVersion": "v1", "kind": "Pod", **ApiClient().sanitize_for_serialization(body)}
     kubernetes_validate.validate(pod, "1.33.0", strict=True)
     spec = pod["spec"]
     (c,) = spec["containers"]

@@ -99,6 +99,26 @@ def test_card_front_matter_and_sections():
     assert "dagster asset materialize" in card
 
 
+def test_card_model_index_carries_base_variant_and_recovery():
+    """The card's model-index, read back by huggingface_hub's own parser, holds every table row."""
+    from huggingface_hub import ModelCard
+
+    info = _card_info()
+    card = ModelCard(render_model_card(info))
+    got = {(r.dataset_name, r.metric_type): r.metric_value for r in card.data.eval_results}
+    for task, metric, base, variant, recovery in info.metrics:
+        assert got[(task, metric)] == variant
+        assert got[(task, f"{metric}_base")] == base
+        assert got[(task, f"{metric}_recovery")] == pytest.approx(recovery, abs=0.01)
+    assert card.data.model_name == REPO.split("/")[-1]
+
+
+def test_card_without_metrics_has_no_model_index():
+    card = render_model_card(_card_info(metrics=[]))
+    assert "model-index" not in parse_card_metadata(card)
+    assert "No evaluation results were recorded" in card
+
+
 @pytest.mark.parametrize(
     ("scheme", "tags", "phrase"),
     [
@@ -145,6 +165,7 @@ def test_first_publish_then_idempotent_then_change(hub, variant_dir):
     meta = yaml.safe_load(readme.split("---")[1])
     assert set(meta) >= {"base_model", "base_model_relation", "license", "tags", "pipeline_tag", "library_name"}
     assert "| Task | Metric |" in readme and "| arc_easy | acc |" in readme
+    assert info.card_data.eval_results and info.card_data.eval_results[0].dataset_name == "arc_easy"
 
     commits_before = hub.commit_count(REPO)
     created_before = hub.commits_created

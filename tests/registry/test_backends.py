@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import threading
 import time
-from urllib.parse import urlparse
 
 import pytest
 
@@ -16,6 +14,8 @@ from dagster_project.registry import (
     RegistryError,
     VariantRecord,
 )
+
+from . import rest
 
 
 def record(unique: str, version: str = "v-000000000001", **overrides) -> VariantRecord:
@@ -53,15 +53,15 @@ def raw_create_model_only(url: str, name: str) -> None:
         with sqlite3.connect(url[len("sqlite:///") :]) as con:
             con.execute("INSERT INTO models (name, created_at) VALUES (?, ?)", (name, time.time()))
         return
-    from model_registry.core import ModelRegistryAPIClient
-    from model_registry.types import RegisteredModel
-
-    u = urlparse(url)
-    api = ModelRegistryAPIClient.insecure_connection(f"http://{u.hostname}", u.port)
-    asyncio.run(api.upsert_registered_model(RegisteredModel(name=name, owner="raw-client")))
+    if url.startswith("mlflow+"):
+        mlflow_client(url).create_registered_model(name)
+        return
+    rest.create_model(rest.api_base(url), name)
 
 
 def raw_create_version_without_artifact(url: str, rec: VariantRecord) -> None:
+    """Kubeflow/local: a version with no artifact. MLflow (a version always has its source): a version
+    that carries only its version-name tag, as a publisher that died before its tags would leave it."""
     if url.startswith("sqlite"):
         with sqlite3.connect(url[len("sqlite:///") :]) as con:
             con.execute("INSERT OR IGNORE INTO models (name, created_at) VALUES (?, ?)", (rec.model_name, time.time()))
@@ -71,17 +71,23 @@ def raw_create_version_without_artifact(url: str, rec: VariantRecord) -> None:
                 (mid, rec.version_name, time.time(), time.time()),
             )
         return
-    from model_registry.core import ModelRegistryAPIClient
-    from model_registry.types import ModelVersion, RegisteredModel
+    if url.startswith("mlflow+"):
+        from dagster_project.registry.mlflow_registry import VERSION_TAG
 
-    u = urlparse(url)
-    api = ModelRegistryAPIClient.insecure_connection(f"http://{u.hostname}", u.port)
+        client = mlflow_client(url)
+        client.create_registered_model(rec.model_name)
+        client.create_model_version(rec.model_name, source=rec.uri, tags={VERSION_TAG: rec.version_name})
+        return
+    base = rest.api_base(url)
+    rm = rest.create_model(base, rec.model_name)
+    rest.create_version(base, rm["id"], rec.version_name)
 
-    async def go():
-        rm = await api.upsert_registered_model(RegisteredModel(name=rec.model_name, owner="raw-client"))
-        await api.upsert_model_version(ModelVersion(name=rec.version_name, author="raw-client"), rm.id)
 
-    asyncio.run(go())
+def mlflow_client(url: str):
+    from mlflow import MlflowClient
+
+    tracking = url[len("mlflow+") :]
+    return MlflowClient(tracking_uri=tracking, registry_uri=tracking)
 
 
 # -- tests ---------------------------------------------------------------------------------------
@@ -90,7 +96,7 @@ def test_publish_stores_model_version_artifact_and_lineage(registry: RegistryBac
     pv = registry.publish(rec)
     assert isinstance(pv, PublishedVersion)
     assert (pv.model_name, pv.version_name, pv.uri) == (rec.model_name, rec.version_name, rec.uri)
-    assert pv.model_format_name == "compressed-tensors"
+    assert pv.model_format_name == "vLLM"  # what RHOAI's vLLM ServingRuntime selects
     assert pv.approved and not pv.archived
     assert pv.source_kind == "dagster"
     assert pv.source_id == f"run-{unique}" and pv.source_name == f"published_variant[{unique}]"
@@ -134,7 +140,8 @@ def test_publish_repairs_version_without_artifact(registry, registry_url, unique
     rec = record(unique)
     raw_create_version_without_artifact(registry_url, rec)
     half = registry.get(rec.model_name, rec.version_name)
-    assert half is not None and half.uri == "" and not half.approved
+    assert half is not None and not half.approved and half.properties == {}
+    assert half.uri == (rec.uri if registry_url.startswith("mlflow+") else "")
     pv = registry.publish(rec)
     assert pv.uri == rec.uri and pv.registry_artifact_id and pv.approved
     assert pv.registry_version_id == half.registry_version_id

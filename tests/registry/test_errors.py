@@ -63,11 +63,9 @@ def _no_ambient_token(monkeypatch):
 @pytest.mark.parametrize("status", [401, 403])
 def test_auth_error_is_immediate_and_never_leaks_the_token(status_server, status):
     url, hits = status_server(status)
-    t0 = time.monotonic()
     with pytest.raises(RegistryAuthError) as err:
         open_registry(url, token=SECRET, **FAST_RETRIES)
-    assert time.monotonic() - t0 < 5
-    assert len(hits) == 1, "401/403 must not be retried"
+    assert len(hits) == 1, "401/403 must not be retried"  # immediate: one request, no retry waits
     assert hits[0] == f"Bearer {SECRET}"  # the token was sent...
     msg = str(err.value)
     assert SECRET not in msg and SECRET not in repr(err.value)  # ...but never shown
@@ -107,7 +105,7 @@ def test_unreachable_url_fails_fast_after_bounded_retries():
     t0 = time.monotonic()
     with pytest.raises(RegistryUnavailable) as err:
         open_registry(url, retry_attempts=3, retry_initial_wait=0.01, retry_max_wait=0.05)
-    assert time.monotonic() - t0 < 5
+    assert time.monotonic() - t0 < 30  # a retry bound, wide: ~0.1 s of waits expected
     assert url in str(err.value) and "3 attempt" in str(err.value)
 
 
@@ -120,11 +118,10 @@ def test_server_errors_are_retried_then_unavailable(status_server):
 
 def test_retry_budget_caps_total_time(status_server):
     url, hits = status_server(502)
-    t0 = time.monotonic()
     with pytest.raises(RegistryUnavailable):
         open_registry(url, retry_attempts=50, retry_initial_wait=0.2, retry_max_wait=0.2, retry_total_s=1.0)
-    assert time.monotonic() - t0 < 3
-    assert 2 <= len(hits) < 50
+    # 1 s of budget at 0.2 s per wait allows about 1 + 5 requests; without the cap there would be 50.
+    assert 1 <= len(hits) <= 7, len(hits)
 
 
 def test_unsupported_url():

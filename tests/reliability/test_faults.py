@@ -28,9 +28,9 @@ import pytest
 from dagster_project.registry import RegistryUnavailable, VariantRecord, open_registry
 from dagster_project.testing.fault_proxy import FaultProxy
 from tests.registry.conftest import server_url
+from tests.registry.rest import api_base  # the API version the server speaks (v1alpha3 or v1)
 
 ROOT = Path(__file__).resolve().parents[2]
-API = "/api/model_registry/v1"
 FAST = dict(retry_attempts=6, retry_initial_wait=0.01, retry_max_wait=0.05, retry_total_s=20, request_timeout_s=1.5)
 
 
@@ -58,15 +58,15 @@ def _get(url: str):
 def server_objects(url: str, model_name: str) -> dict[str, int] | None:
     """{version name: number of artifacts} of a RegisteredModel, read from the server's REST API."""
     try:
-        rm = _get(f"{url}{API}/registered_model?name={urllib.parse.quote(model_name)}")
+        rm = _get(f"{api_base(url)}/registered_model?name={urllib.parse.quote(model_name)}")
     except urllib.error.HTTPError as exc:
         if exc.code == 404:
             return None
         raise
     if not rm or not rm.get("id"):
         return None
-    versions = _get(f"{url}{API}/registered_models/{rm['id']}/versions?pageSize=100")["items"] or []
-    return {v["name"]: len(_get(f"{url}{API}/model_versions/{v['id']}/artifacts?pageSize=100")["items"] or [])
+    versions = _get(f"{api_base(url)}/registered_models/{rm['id']}/versions?pageSize=100")["items"] or []
+    return {v["name"]: len(_get(f"{api_base(url)}/model_versions/{v['id']}/artifacts?pageSize=100")["items"] or [])
             for v in versions}
 
 
@@ -74,7 +74,7 @@ def server_model_count(url: str, model_name: str) -> int:
     """RegisteredModels with this name (the server should hold at most one)."""
     items, token = [], ""
     while True:
-        page = _get(f"{url}{API}/registered_models?pageSize=1000" + (f"&nextPageToken={token}" if token else ""))
+        page = _get(f"{api_base(url)}/registered_models?pageSize=1000" + (f"&nextPageToken={token}" if token else ""))
         items += page.get("items") or []
         token = page.get("nextPageToken")
         if not token or not page.get("items"):
@@ -160,7 +160,7 @@ def test_proxy_follows_its_plan_and_is_bounded(echo):
         elapsed = time.perf_counter() - started
     assert got == [503, None, None, 200, 200, 500, 500, 200, 200, 200], got
     assert proxy.faults_injected == 6  # 503, drop, lost, slow, 500, 500: the bound stops the rest
-    assert elapsed >= 0.3
+    assert elapsed >= 0.3  # a lower bound: the injected "slow" fault really delayed a response
     # "lost" reached the upstream although the client saw a disconnect; "drop" and statuses did not.
     assert handler.hits == 6  # lost, slow, ok, and the three the bound let through
     assert [e.action for e in proxy.log][:4] == ["503", "drop", "lost", "slow:0.3"]

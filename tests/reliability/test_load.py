@@ -1,12 +1,12 @@
 """Load: 1,000 registered versions (filters stay correct), 200 watched repos (one sensor tick handles
-them all, the next does nothing), and a 50-partition backfill of base_model on the in-process
-executor (all succeed; the instance still answers quickly). Timing of lookups is bench_lookup's job.
+them all with a bounded number of Hub requests, the next does nothing), and a 50-partition backfill
+of base_model on the in-process executor (all succeed; the instance answers exactly). Speed goals
+live in benchmarks/ (bench_lookup, bench_sensor, bench_test_goals), not here.
 """
 
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from pathlib import Path
 
@@ -34,10 +34,8 @@ def test_filters_are_exact_over_1000_versions(tmp_path):
     records = _records(1000)
     reg = open_registry(f"sqlite:///{tmp_path / 'registry.sqlite'}")
     try:
-        started = time.perf_counter()
         for r in records:
             reg.publish(r)
-        publish_s = time.perf_counter() - started
         revoked = {(r.model_name, r.version_name) for r in records[3:1000:50]}  # 20 archived
         for m, v in revoked:
             reg.revoke(m, v)
@@ -92,7 +90,6 @@ def test_filters_are_exact_over_1000_versions(tmp_path):
         after = {(v.model_name, v.version_name, v.registry_version_id)
                  for v in reg.list_versions(approved_only=False, include_archived=True)}
         assert before == after
-        assert publish_s < 120, f"publishing 1,000 versions took {publish_s:.1f} s"
     finally:
         reg.close()
 
@@ -114,10 +111,7 @@ def hub_200(tmp_path, hf_isolated):
 def test_sensor_tick_over_200_watched_repos(hub_200, dagster_instance, tmp_path, monkeypatch):
     from dagster import build_sensor_context
 
-    try:
-        from dagster_project.automation.watch_sensor import WatchCursor, hub_watch_sensor
-    except ImportError:  # pragma: no cover - the sensor is someone else's module
-        pytest.skip("dagster_project.automation.watch_sensor is not available")
+    from dagster_project.automation.watch_sensor import WatchCursor, hub_watch_sensor
     from dagster_project.catalog import REVISION_TAG
     from dagster_project.definitions import defs
     from dagster_project.resources.hf_hub import HuggingFaceHubResource
@@ -131,14 +125,13 @@ def test_sensor_tick_over_200_watched_repos(hub_200, dagster_instance, tmp_path,
     def tick(cursor):
         ctx = build_sensor_context(instance=instance, instance_ref=instance.get_ref(), cursor=cursor,
                                    definitions=defs, resources={"hub": HuggingFaceHubResource(endpoint=hub.url)})
-        started = time.perf_counter()
+        hub.reset_requests()
         data = hub_watch_sensor.evaluate_tick(ctx)
-        elapsed = time.perf_counter() - started
         for req in data.dynamic_partitions_requests or []:
             instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
-        return data, elapsed
+        return data, hub.requests
 
-    first, first_s = tick(None)
+    first, first_requests = tick(None)
     assert len(first.run_requests) == 200
     by_model = {r.partition_key: r for r in first.run_requests}
     assert set(by_model) == {repo.replace("/", "--") for repo in shas}
@@ -146,10 +139,12 @@ def test_sensor_tick_over_200_watched_repos(hub_200, dagster_instance, tmp_path,
         req = by_model[repo.replace("/", "--")]
         assert req.tags[REVISION_TAG] == sha and req.run_key == f"{repo.replace('/', '--')}|base|{sha}"
     assert len(instance.get_dynamic_partitions("models")) == 200
-    assert first_s < 60, f"first tick over 200 repos took {first_s:.1f} s"
+    # One head-commit lookup per watched repo, none retried or failed (speed: bench_sensor.py).
+    assert len(first_requests) == 200 and {r.status for r in first_requests} == {200}, first_requests[:5]
 
-    second, second_s = tick(first.cursor)
+    second, second_requests = tick(first.cursor)
     assert not second.run_requests  # nothing new: no duplicate requests
+    assert len(second_requests) == 200 and {r.status for r in second_requests} == {200}
     moved = sorted(shas)[::67]  # three repos get a new commit
     new = {r: hub.add_revision(r, {"extra.json": "{}"}) for r in moved}
     third, _ = tick(second.cursor or first.cursor)
@@ -186,36 +181,23 @@ def test_backfill_of_50_partitions_in_process(demo_model, dagster_instance, proj
     instance.add_dynamic_partitions("models", keys)
     backfill_id = uuid.uuid4().hex[:8]
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-    started = time.perf_counter()
     results = [
         materialize([d.base_model], partition_key=k, instance=instance, resources=d.defs.resources,
                     run_config=quiet, raise_on_error=False, tags={"dagster/backfill": backfill_id})
         for k in keys
     ]
-    wall = time.perf_counter() - started
     assert all(r.success for r in results), [k for k, r in zip(keys, results) if not r.success]
 
-    def timed(fn):
-        t = time.perf_counter()
-        value = fn()
-        return value, time.perf_counter() - t
-
-    runs, runs_s = timed(lambda: instance.get_runs(filters=RunsFilter(tags={"dagster/backfill": backfill_id})))
+    runs = instance.get_runs(filters=RunsFilter(tags={"dagster/backfill": backfill_id}))
     assert len(runs) == 50 and all(r.status == DagsterRunStatus.SUCCESS for r in runs)
-    done, parts_s = timed(lambda: instance.get_materialized_partitions(AssetKey("base_model")))
-    assert done == set(keys)
-    records, recs_s = timed(lambda: instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=AssetKey("base_model")), limit=100).records)
-    assert {r.partition_key for r in records} == set(keys)
+    assert instance.get_materialized_partitions(AssetKey("base_model")) == set(keys)
+    records = instance.fetch_materializations(AssetRecordsFilter(asset_key=AssetKey("base_model")), limit=100).records
+    assert len(records) == 50 and {r.partition_key for r in records} == set(keys)
     revisions = {r.asset_materialization.metadata["revision"].value for r in records}
     assert len(revisions) == 50  # distinct folders → distinct content revisions
-    one, one_s = timed(lambda: instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=AssetKey("base_model"), asset_partitions=["copy-37"]), limit=1).records)
-    assert one[0].partition_key == "copy-37"
+    one = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=AssetKey("base_model"), asset_partitions=["copy-37"]), limit=1).records
+    assert [r.partition_key for r in one] == ["copy-37"]
     for k in keys:
         manifest = json.loads((project_state / "artifacts" / "models" / k / "base_model.json").read_text())
         assert manifest["key"] == k and manifest["source"] == "local"
-    slowest = max(runs_s, parts_s, recs_s, one_s)
-    assert slowest < 1.0, f"instance queries after the backfill: runs {runs_s:.3f}s, partitions {parts_s:.3f}s, " \
-                          f"records {recs_s:.3f}s, one partition {one_s:.3f}s"
-    print(f"backfill of 50 base_model partitions: {wall:.1f} s; queries ≤ {slowest * 1000:.0f} ms")

@@ -211,20 +211,23 @@ def test_no_canary_anywhere(canary_run, tmp_path):
     for args in (["models", "list"], ["models", "list", "--json"], ["recipes", "list"]):
         out = subprocess.run([sys.executable, "-m", "dagster_project.cli", *args], env=env, cwd=ROOT,
                              capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, f"dmc {' '.join(args)}: exit {out.returncode}: {out.stderr[-2000:]}"
         check(f"dmc {' '.join(args)}", out.stdout + out.stderr)
-        if args[-1] == "--json" and out.returncode == 0:
-            versions = json.loads(out.stdout)
-            mine = [v for v in versions if v["properties"].get("recipe") == RECIPE
-                    and v["properties"].get("hub_repo") == run["repo"]]
-            assert mine, out.stdout[:2000]
-            show = subprocess.run([sys.executable, "-m", "dagster_project.cli", "models", "show",
-                                   mine[0]["model_name"], mine[0]["version_name"]],
-                                  env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
-            assert show.returncode == 0, show.stderr[-2000:]
-            check("dmc models show", show.stdout + show.stderr)
+    assert RECIPE in out.stdout  # the recipe table really printed
+    listed = subprocess.run([sys.executable, "-m", "dagster_project.cli", "models", "list", "--json"], env=env,
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    mine = [v for v in json.loads(listed.stdout) if v["properties"].get("recipe") == RECIPE
+            and v["properties"].get("hub_repo") == run["repo"]]
+    assert mine, listed.stdout[:2000]
+    show = subprocess.run([sys.executable, "-m", "dagster_project.cli", "models", "show",
+                           mine[0]["model_name"], mine[0]["version_name"]],
+                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert show.returncode == 0, show.stderr[-2000:]
+    check("dmc models show", show.stdout + show.stderr)
     bad_env = {**env, "DMC_REGISTRY_URL": "https://registry.invalid:8443"}
     out = subprocess.run([sys.executable, "-m", "dagster_project.cli", "models", "list"], env=bad_env, cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
-    assert out.returncode != 0
+    assert out.returncode == 2, out.stderr  # 2: the registry is unreachable
     check("dmc models list (failing)", out.stdout + out.stderr)
     assert not findings, f"canary tokens leaked: {json.dumps(findings, indent=2)}"

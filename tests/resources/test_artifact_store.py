@@ -1,10 +1,9 @@
-"""ArtifactStore on a local folder, a PVC-like mount, and a real S3 server (moto) on loopback."""
+"""ArtifactStore on a local folder, a PVC-like mount, and a real S3 server (SeaweedFS) on loopback."""
 
 from __future__ import annotations
 
 import hashlib
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
@@ -88,43 +87,16 @@ def test_rejects_paths_outside_the_store(tmp_path: Path) -> None:
         ArtifactStore(kind="nfs", root=str(tmp_path)).exists("a")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    from moto.server import ThreadedMotoServer
-
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
-
-
 @pytest.fixture
-def s3_store(s3_endpoint: str, monkeypatch) -> ArtifactStore:
-    import boto3
-
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    bucket = f"models-{socket.gethostname().lower()[:8].replace('_', '-')}-{_free_port()}"
-    boto3.client(
-        "s3", endpoint_url=s3_endpoint, region_name="us-east-1",
-        aws_access_key_id="testing", aws_secret_access_key="testing",
-    ).create_bucket(Bucket=bucket)
+def s3_store(s3_endpoint: str, s3_bucket: str) -> ArtifactStore:
+    """A store on the real S3 server (SeaweedFS, tests/resources/conftest.py)."""
     return ArtifactStore(
         kind="s3",
-        root=f"s3://{bucket}/dmc",
+        root=f"s3://{s3_bucket}/dmc",
         s3_endpoint_url=s3_endpoint,
         s3_region="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
+        aws_access_key_id="dmc-test",
+        aws_secret_access_key="dmc-test",
     )
 
 
@@ -177,3 +149,50 @@ def test_from_env(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("DMC_ARTIFACT_PVC_CLAIM", "dmc-models")
     store = ArtifactStore.from_env()
     assert store.uri_for("a/b") == "pvc://dmc-models/a/b"
+
+
+@pytest.mark.parametrize("kind", ["local", "s3"])
+def test_single_files(kind: str, request, tmp_path: Path) -> None:
+    store = request.getfixturevalue("s3_store") if kind == "s3" else ArtifactStore(kind="local", root=str(tmp_path / "root"))
+    src = tmp_path / "record.json"
+    src.write_text('{"a": 1}')
+    assert not store.get_file("models/m/record.json", tmp_path / "got.json")
+    assert not (tmp_path / "got.json").exists()
+    store.put_file(src, "models/m/record.json")
+    assert store.get_file("models/m/record.json", tmp_path / "got.json")
+    assert (tmp_path / "got.json").read_text() == '{"a": 1}'
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_step_storage_pulls_inputs_onto_an_empty_disk(s3_store: ArtifactStore, model_dir: Path, tmp_path: Path,
+                                                      monkeypatch) -> None:
+    """Two "pods" (two scratch folders): what one pushes, the other pulls by manifest, once."""
+    import shutil
+
+    from dagster_project.storage import StepStorage
+
+    monkeypatch.setenv("DMC_SCRATCH_DIR", str(tmp_path / "pod-a"))
+    a = StepStorage(s3_store)
+    folder = a.layout.variant_dir("m", "r")
+    shutil.copytree(model_dir, folder)
+    a.push_folder(folder)
+    a.write_json(a.layout.base_manifest("m"), {"revision": "abc"})
+
+    monkeypatch.setenv("DMC_SCRATCH_DIR", str(tmp_path / "pod-b"))
+    b = StepStorage(s3_store)
+    assert b.layout.root == tmp_path / "pod-b" and not (tmp_path / "pod-b").exists()
+    assert b.read_json(b.layout.base_manifest("m"), "base") == {"revision": "abc"}
+    with pytest.raises(FileNotFoundError, match="materialize it first"):
+        b.read_json(b.layout.calibration_manifest("m"), "calibration_dataset[m]")
+    got = b.pull_folder(b.layout.variant_dir("m", "r"))
+    assert _digests(got) == _digests(model_dir)
+    # The per-pod cache: an unchanged manifest is not downloaded again.
+    (got / "marker-of-this-pod").write_text("x")
+    assert (b.pull_folder(got) / "marker-of-this-pod").exists()
+    # A new version in the store replaces the pod's copy.
+    (model_dir / "config.json").write_text('{"model_type": "llama", "v": 3}')
+    s3_store.put_folder(model_dir, "models/m/variants/r")
+    again = b.pull_folder(got)
+    assert not (again / "marker-of-this-pod").exists() and _digests(again) == _digests(model_dir)
+    with pytest.raises(FileNotFoundError, match="_COMPLETE"):
+        b.pull_folder(b.layout.variant_dir("m", "missing"))

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("DMC_CHROMIUM", "/usr/bin/chromium")  # scripts/install_chromium.sh installs it
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ASSETS = ["base_model", "calibration_dataset", "compressed_model", "base_evaluation", "evaluation_report",
@@ -38,13 +38,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _require_browser():
+@pytest.fixture(scope="session")  # session scope: set up before the (session) demo model
+def browser_binary() -> str:
+    """Checked before the UI starts: a missing browser fails at once (never a skip)."""
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
         pytest.fail(f"{CHROMIUM} is missing: run `bash scripts/install_chromium.sh` (Debian's chromium via apt-get)")
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
         pytest.fail("the Python package `playwright` is missing: pip install playwright (no browser download needed)")
+    return CHROMIUM
 
 
 @pytest.fixture
@@ -110,8 +113,7 @@ def dagster_ui(project_state, demo_model, one_recipe, tmp_path):
 
 
 @pytest.mark.timeout(1800)  # the whole graph in real runs: ~3 min on 2 idle cores, far more on a shared one
-def test_materialize_the_whole_graph_for_one_model_from_the_ui(dagster_ui, project_state, tmp_path):
-    _require_browser()
+def test_materialize_the_whole_graph_for_one_model_from_the_ui(browser_binary, dagster_ui, project_state, tmp_path):
     url, start_daemon = dagster_ui
     from dagster import AssetKey, DagsterInstance
     from dagster._core.execution.backfill import BulkActionStatus

@@ -1,0 +1,50 @@
+"""How runs execute here: the executor and the client that runs the vLLM evaluation.
+
+`DMC_EXECUTOR` (the Helm chart sets `k8s`) picks them; unset, a laptop keeps Dagster's default
+executor and runs vLLM as a subprocess. dagster_k8s is imported only when it is asked for.
+"""
+
+from __future__ import annotations
+
+import os
+
+from dagster import ExecutorDefinition, PipesClient, PipesSubprocessClient, in_process_executor
+from dagster import multi_or_in_process_executor, multiprocess_executor
+
+EXECUTOR_ENV = "DMC_EXECUTOR"
+EXECUTORS = ("default", "in_process", "multiprocess", "k8s")
+
+
+def executor_name(environ: dict[str, str] | None = None) -> str:
+    env = os.environ if environ is None else environ
+    name = (env.get(EXECUTOR_ENV) or "default").strip()
+    if name not in EXECUTORS:
+        raise ValueError(f"{EXECUTOR_ENV}={name!r}: expected one of {', '.join(EXECUTORS)}")
+    return name
+
+
+def on_kubernetes(environ: dict[str, str] | None = None) -> bool:
+    return executor_name(environ) == "k8s"
+
+
+def executor(environ: dict[str, str] | None = None) -> ExecutorDefinition:
+    """k8s: one Kubernetes Job per step (placement from each asset's op tags, see k8s.py)."""
+    name = executor_name(environ)
+    if name == "k8s":
+        from dagster_k8s import k8s_job_executor
+
+        return k8s_job_executor
+    if name == "in_process":
+        return in_process_executor
+    if name == "multiprocess":
+        return multiprocess_executor
+    return multi_or_in_process_executor
+
+
+def vllm_pipes_client(environ: dict[str, str] | None = None) -> PipesClient:
+    """On Kubernetes the vLLM runner gets its own pod in the eval image; elsewhere a subprocess."""
+    if on_kubernetes(environ):
+        from dagster_k8s import PipesK8sClient
+
+        return PipesK8sClient()
+    return PipesSubprocessClient()

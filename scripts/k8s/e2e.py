@@ -1,0 +1,321 @@
+"""`make k8s-e2e`: the demo graph materialized on a real one-node Kubernetes cluster.
+
+Stages (each timed; the table is printed at the end):
+  cluster   scripts/k8s/cluster.sh start (apiserver, scheduler, kubelet ... on 127.0.0.1)
+  image     the compress image (`make images`) saved by dockerd and imported into containerd
+  services  PostgreSQL (Debian, private instance) for the Dagster instance; the real Model
+            Registry server (scripts/model_registry_server.sh)
+  chart     our chart rendered by helm (dagster.enabled=false: the official chart cannot be
+            downloaded) and applied; the models PVC bound to a hostPath PV on the node
+  dagster   dagster-webserver + dagster-daemon configured as the official chart configures them:
+            K8sRunLauncher against this cluster, run/event storage in PostgreSQL
+  runs      the base run and one variant run per recipe, launched through the webserver's GraphQL
+            API like the UI's "Materialize"; every pod the cluster created is listed with its
+            node, requests, tolerations and image
+Everything is torn down at the end (cluster.sh clean, servers stopped), also on failure.
+
+    python scripts/k8s/e2e.py [--recipes w4a16-rtn,w8a16-rtn] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PY = ROOT / ".venv" / "bin" / "python"
+DOCKER = "/usr/bin/docker"
+NS = "dmc-e2e"
+MODEL = "demo-llama"
+TIMES: list[tuple[str, float]] = []
+
+
+def log(msg: str) -> None:
+    print(f"[k8s-e2e] {msg}", flush=True)
+
+
+def run(cmd: list[str], env: dict | None = None, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, env={**os.environ, **(env or {})}, text=True, capture_output=True, **kw)
+    if check and proc.returncode != 0:
+        raise SystemExit(f"{' '.join(map(str, cmd[:4]))} ... failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return proc
+
+
+@contextlib.contextmanager
+def stage(name: str):
+    t0 = time.monotonic()
+    log(f"== {name}")
+    yield
+    TIMES.append((name, time.monotonic() - t0))
+    log(f"   {name}: {TIMES[-1][1]:.1f} s")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait(what: str, fn, timeout: float, every: float = 1.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = fn()
+        if value:
+            return value
+        time.sleep(every)
+    raise SystemExit(f"{what}: not reached within {timeout:.0f} s")
+
+
+class E2E:
+    def __init__(self, state: Path, recipes: list[str], image: str):
+        self.state = state
+        self.recipes = recipes
+        self.image = image
+        self.env = {"DMC_K8S_STATE_DIR": str(state / "cluster"), "DMC_MR_STATE_DIR": str(state / "registry")}
+        self.procs: list[subprocess.Popen] = []
+        self.kubeconfig = ""
+        self.api_port = 0
+
+    # -- cluster -------------------------------------------------------------------------------
+    def cluster(self) -> None:
+        out = run(["bash", str(ROOT / "scripts/k8s/cluster.sh"), "start"], env=self.env, timeout=3600)
+        self.kubeconfig = out.stdout.strip().splitlines()[-1]
+        self.api_port = int((state_dir(self) / "apiserver_port").read_text())
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+        return run(["kubectl", "--kubeconfig", self.kubeconfig, *args], input=input, check=check)
+
+    def import_image(self) -> None:
+        image_id = run([DOCKER, "image", "inspect", "-f", "{{.Id}}", self.image],
+                       env={"DOCKER_HOST": docker_host()}).stdout.strip().split(":")[-1][:12]
+        tar = self.state / f"image-{image_id}.tar"
+        if not tar.exists():
+            run([DOCKER, "save", "-o", str(tar), self.image], env={"DOCKER_HOST": docker_host()}, timeout=1800)
+        run(["bash", str(ROOT / "scripts/k8s/cluster.sh"), "import", str(tar)], env=self.env, timeout=1800)
+        tar.unlink()
+
+    # -- services ------------------------------------------------------------------------------
+    def postgres(self) -> str:
+        pg = Path("/usr/lib/postgresql/15/bin")
+        if not (pg / "initdb").exists():
+            run(["apt-get", "install", "-y", "--no-install-recommends", "postgresql-15"],
+                env={"DEBIAN_FRONTEND": "noninteractive"}, timeout=900)
+        data = self.state / "pg"
+        data.mkdir(parents=True, exist_ok=True)
+        shutil.chown(data, "postgres", "postgres")
+        self.state.chmod(0o755)
+        port = free_port()
+        as_pg = ["runuser", "-u", "postgres", "--"]
+        run([*as_pg, str(pg / "initdb"), "-D", str(data / "data"), "-U", "dagster", "--auth=trust"], timeout=300)
+        run([*as_pg, str(pg / "pg_ctl"), "-D", str(data / "data"), "-l", str(data / "pg.log"), "-w", "start",
+             "-o", f"-h 127.0.0.1 -p {port} -k {data}"], timeout=120)
+        run([*as_pg, str(pg / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "dagster", "dagster"])
+        (self.state / "pg_port").write_text(str(port))
+        return f"127.0.0.1:{port}"
+
+    def registry(self) -> str:
+        return run(["bash", str(ROOT / "scripts/model_registry_server.sh"), "start"], env=self.env,
+                   timeout=3600).stdout.strip().splitlines()[-1]
+
+    # -- chart ---------------------------------------------------------------------------------
+    def chart(self, registry_url: str) -> None:
+        helm = run(["bash", str(ROOT / "scripts/install_helm.sh")]).stdout.strip().splitlines()[-1]
+        work = self.state / "chart"
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.copytree(ROOT / "deploy/helm/dagster-model-compression", work / "dagster-model-compression")
+        (work / "dagster-model-compression/charts").mkdir(exist_ok=True)
+        run([helm, "package", str(ROOT / "deploy/helm/ci/dagster"), "--destination",
+             str(work / "dagster-model-compression/charts")])
+        name, tag = self.image.split(":")
+        values = {
+            "dagster": {"enabled": False},
+            "images": {"compress": {"repository": name, "tag": tag}, "pullPolicy": "Never"},
+            # A 2-core node: requests scaled down; GPU placement (toleration, GPU count) unchanged.
+            "placement": {"cpuRequest": "100m", "gpuCpuRequest": "100m", "minMemoryGi": 1, "gpuMinMemoryGi": 1},
+            "modelsPvc": {"accessModes": ["ReadWriteOnce"], "size": "20Gi", "storageClassName": "manual"},
+            "registry": {"url": registry_url},
+        }
+        (work / "values-e2e.json").write_text(json.dumps(values))
+        rendered = run([helm, "template", "dmc", str(work / "dagster-model-compression"), "-n", NS,
+                        "-f", str(work / "values-e2e.json")]).stdout
+        (work / "rendered.yaml").write_text(rendered)
+        models = self.state / "models"
+        # Demo model pre-seeded in the PVC's cache (as a previous run would have left it).
+        from_cache = Path(run([str(PY), "-c", "from dagster_project.demo.model import build_demo_model as b;"
+                                                "print(b(log=lambda m: None).path)"]).stdout.strip())
+        seed = models / "cache" / "demo-model" / from_cache.name
+        if not seed.exists():
+            shutil.copytree(from_cache, seed)
+        run(["chmod", "-R", "a+rwX", str(models)])
+        self.kubectl("create", "namespace", NS)
+        pv = {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "dmc-e2e-models"},
+              "spec": {"capacity": {"storage": "20Gi"}, "accessModes": ["ReadWriteOnce"],
+                       "storageClassName": "manual", "persistentVolumeReclaimPolicy": "Retain",
+                       "hostPath": {"path": str(models), "type": "Directory"}}}
+        self.kubectl("apply", "-f", "-", input=json.dumps(pv))
+        self.kubectl("apply", "-n", NS, "-f", str(work / "rendered.yaml"))
+
+    # -- dagster -------------------------------------------------------------------------------
+    def instance_yaml(self, pg_port: int, in_cluster: bool) -> str:
+        launcher = {
+            "load_incluster_config": in_cluster,
+            **({} if in_cluster else {"kubeconfig_file": self.kubeconfig}),
+            "job_namespace": NS,
+            "job_image": self.image,
+            "image_pull_policy": "Never",
+            "service_account_name": "dmc-runner",
+            "instance_config_map": "dagster-instance",
+            "env_config_maps": ["dmc-env"],
+            # Host-network pods: the in-cluster API address is the apiserver on loopback, not the
+            # service IP (no kube-proxy here).
+            "env_vars": [f"KUBERNETES_SERVICE_HOST=127.0.0.1", f"KUBERNETES_SERVICE_PORT={self.api_port}",
+                         "HF_HUB_OFFLINE=1", "HF_DATASETS_OFFLINE=1", "HF_EVALUATE_OFFLINE=1"],
+            "volumes": [{"name": "models", "persistentVolumeClaim": {"claimName": "dmc-models"}},
+                        {"name": "dmc-catalog", "configMap": {"name": "dmc-catalog"}}],
+            "volume_mounts": [{"name": "models", "mountPath": "/models"},
+                              {"name": "dmc-catalog", "mountPath": "/etc/dmc", "readOnly": True}],
+            "run_k8s_config": {"pod_spec_config": {"host_network": True, "dns_policy": "ClusterFirstWithHostNet"}},
+        }
+        doc = {
+            "telemetry": {"enabled": False},
+            "storage": {"postgres": {"postgres_db": {"hostname": "127.0.0.1", "port": pg_port, "username": "dagster",
+                                                     "password": "", "db_name": "dagster"}}},
+            "run_launcher": {"module": "dagster_k8s", "class": "K8sRunLauncher", "config": launcher},
+        }
+        return json.dumps(doc)
+
+    def dagster(self, pg_port: int) -> int:
+        home = self.state / "dagster_home"
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "dagster.yaml").write_text(self.instance_yaml(pg_port, in_cluster=False))
+        self.kubectl("-n", NS, "create", "configmap", "dagster-instance",
+                     f"--from-literal=dagster.yaml={self.instance_yaml(pg_port, in_cluster=True)}")
+        # The code location runs in the image, as the chart's user deployment: runs launched from
+        # it carry the image's Python and DAGSTER_CURRENT_IMAGE.
+        grpc = free_port()
+        code_server = {
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "model-compression-code-server", "labels": {"app": "dmc-code-server"}},
+            "spec": {"hostNetwork": True, "dnsPolicy": "ClusterFirstWithHostNet",
+                     "serviceAccountName": "dmc-runner",
+                     "containers": [{
+                         "name": "code-server", "image": self.image, "imagePullPolicy": "Never",
+                         "args": ["dagster", "code-server", "start", "-h", "127.0.0.1", "-p", str(grpc),
+                                  "-m", "dagster_project.definitions"],
+                         "env": [{"name": "DAGSTER_CURRENT_IMAGE", "value": self.image}],
+                         "envFrom": [{"configMapRef": {"name": "dmc-env"}}],
+                         "volumeMounts": [{"name": "models", "mountPath": "/models"},
+                                          {"name": "dmc-catalog", "mountPath": "/etc/dmc", "readOnly": True}]}],
+                     "volumes": [{"name": "models", "persistentVolumeClaim": {"claimName": "dmc-models"}},
+                                 {"name": "dmc-catalog", "configMap": {"name": "dmc-catalog"}}]},
+        }
+        self.kubectl("-n", NS, "apply", "-f", "-", input=json.dumps(code_server))
+        self.kubectl("-n", NS, "wait", "--for=condition=Ready", "pod/model-compression-code-server",
+                     "--timeout=600s")
+        workspace = self.state / "workspace.yaml"
+        workspace.write_text(json.dumps({"load_from": [{"grpc_server": {
+            "host": "127.0.0.1", "port": grpc, "location_name": "model-compression"}}]}))
+        wait("code server gRPC", lambda: run([str(ROOT / ".venv/bin/dagster"), "api", "grpc-health-check",
+                                             "-p", str(grpc)], check=False).returncode == 0, 600, every=3)
+        port = free_port()
+        env = {**os.environ, "DAGSTER_HOME": str(home), **self.chart_env()}
+        for cmd in ([str(ROOT / ".venv/bin/dagster-webserver"), "-h", "127.0.0.1", "-p", str(port),
+                     "-w", str(workspace)],
+                    [str(ROOT / ".venv/bin/dagster-daemon"), "run", "-w", str(workspace)]):
+            logf = open(self.state / f"{Path(cmd[0]).name}.log", "w")
+            self.procs.append(subprocess.Popen(cmd, env=env, stdout=logf, stderr=subprocess.STDOUT,
+                                               cwd=ROOT, start_new_session=True))
+        wait("dagster-webserver", lambda: _http_ok(f"http://127.0.0.1:{port}/server_info"), 180)
+        return port
+
+    def chart_env(self) -> dict[str, str]:
+        """The env ConfigMap the chart rendered: webserver/daemon see what the pods see."""
+        cm = json.loads(self.kubectl("-n", NS, "get", "configmap", "dmc-env", "-o", "json").stdout)["data"]
+        # Paths on the PVC are paths inside pods; on this host the same folder is the PV's.
+        models = str(self.state / "models")
+        return {k: v.replace("/models", models, 1) if v.startswith("/models") else v for k, v in cm.items()
+                if not k.startswith("DMC_MODELS_FILE") and not k.startswith("DMC_WATCHLIST_FILE")}
+
+    def stop(self) -> None:
+        for p in self.procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in self.procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(timeout=30)
+        run(["bash", str(ROOT / "scripts/model_registry_server.sh"), "clean"], env=self.env, check=False, timeout=120)
+        pg = self.state / "pg" / "data"
+        if pg.exists():
+            run(["runuser", "-u", "postgres", "--", "/usr/lib/postgresql/15/bin/pg_ctl", "-D", str(pg), "-m", "fast",
+                 "stop"], check=False, timeout=120)
+        run(["bash", str(ROOT / "scripts/k8s/cluster.sh"), "clean"], env=self.env, check=False, timeout=300)
+
+
+def state_dir(e: E2E) -> Path:
+    return Path(e.env["DMC_K8S_STATE_DIR"])
+
+
+def docker_host() -> str:
+    return run(["bash", str(ROOT / "scripts/images/dockerd.sh"), "start"]).stdout.strip()
+
+
+def _http_ok(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status == 200
+    except Exception:
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--recipes", default="w4a16-rtn,w8a16-rtn")
+    ap.add_argument("--image", default="dagster-model-compression:0.1.0")
+    ap.add_argument("--state", default=f"/tmp/dmc-k8s-e2e-{os.getuid()}")
+    ap.add_argument("--keep", action="store_true", help="leave everything running (debugging)")
+    args = ap.parse_args(argv)
+    # `timeout` / Ctrl-C still tear everything down (finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    state = Path(args.state)
+    shutil.rmtree(state, ignore_errors=True)
+    state.mkdir(parents=True)
+    e = E2E(state, [r for r in args.recipes.split(",") if r], args.image)
+    t0 = time.monotonic()
+    try:
+        with stage("cluster"):
+            e.cluster()
+        with stage("image"):
+            e.import_image()
+        with stage("services"):
+            pg = e.postgres()
+            registry = e.registry()
+        with stage("chart"):
+            e.chart(registry)
+        with stage("dagster"):
+            port = e.dagster(int(pg.split(":")[1]))
+        from k8s_e2e_runs import materialize_demo  # noqa: E402  (scripts/k8s/k8s_e2e_runs.py)
+
+        with stage("runs"):
+            materialize_demo(e, port, MODEL)
+    finally:
+        if not args.keep:
+            with stage("teardown"):
+                e.stop()
+        log("timings: " + ", ".join(f"{n} {s:.0f} s" for n, s in TIMES) + f"; total {time.monotonic() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).parent))
+    sys.exit(main())

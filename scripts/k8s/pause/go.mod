@@ -1,0 +1,3 @@
+module dmc/pause
+
+go 1.22
