@@ -34,7 +34,7 @@ def test_lastword_items_come_from_held_out_text_and_are_many():
 @pytest.mark.slow
 def test_token_perplexity_is_the_models_own_token_perplexity(demo_model):
     """lm-eval's bits per byte turned into token perplexity equals exp(mean token NLL) computed
-    directly with the model (first token predicted from the end-of-text token, as lm-eval does)."""
+    directly with the model (first token predicted from lm-eval's prefix token: BOS, else EOS)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -49,11 +49,12 @@ def test_token_perplexity_is_the_models_own_token_perplexity(demo_model):
 
     model = AutoModelForCausalLM.from_pretrained(demo_model).eval()
     tok = AutoTokenizer.from_pretrained(demo_model)
+    prefix = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id  # = HFLM.prefix_token_id
     nll, count = 0.0, 0
     for row in _rows("jargon_heldout_ppl.jsonl")[:limit]:
         ids = tok(row["text"], add_special_tokens=False)["input_ids"]
         assert len(ids) < model.config.max_position_embeddings  # one window: no rolling overlap to mimic
-        inp = torch.tensor([[tok.eos_token_id, *ids]])
+        inp = torch.tensor([[prefix, *ids]])
         with torch.no_grad():
             logits = model(input_ids=inp).logits[0, :-1]
         nll += torch.nn.functional.cross_entropy(logits, inp[0, 1:], reduction="sum").item()

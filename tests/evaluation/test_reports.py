@@ -62,7 +62,8 @@ def test_model_comparison_in_dagster(project_state, dagster_instance):
                  "recovery_pct": round(100 * acc / 0.975, 2), "near_chance": False, "primary": True}]
         (vroot / recipe).mkdir(parents=True)
         (vroot / recipe / "evaluation.json").write_text(json.dumps(_report(recipe, recs, ok)))
-    add_partitions(dagster_instance, "demo-llama", [])
+    # The comparison reads the report of every registered recipe from the store (no listing).
+    add_partitions(dagster_instance, "demo-llama", ["w4a16-rtn", "w8a16-rtn", "w2-rtn"])
     assert materialize_assets(dagster_instance, [d.model_comparison], "demo-llama").success
 
     mdir = project_state / "artifacts/models/demo-llama"
