@@ -173,21 +173,38 @@ class MlflowRegistry(RegistryBackend):
     def _refresh(self, model_name: str, version: str):
         return self._do(f"read {model_name} version {version}", self._client.get_model_version, model_name, version)
 
-    def _place_alias(self, model_name: str) -> None:
+    def _place_alias(self, model_name: str, attempts: int = 5) -> None:
         """Alias `approved` -> the newest approved, not archived version; removed when there is none."""
-        flt = f"name = {_q(model_name)} and tags.`{APPROVED_LABEL}` = '{_TRUE}'"
-        live = [mv for mv in self._do("search approved", self._client.search_model_versions, flt, max_results=10000)
-                if (mv.tags or {}).get(ARCHIVED_TAG) != _TRUE]
-        if live:
-            newest = max(live, key=lambda mv: int(mv.version))
-            self._do("set alias", self._client.set_registered_model_alias, model_name, APPROVED_ALIAS, newest.version)
-        else:
-            from mlflow.exceptions import MlflowException
+        import time
 
+        from mlflow.exceptions import MlflowException
+
+        flt = f"name = {_q(model_name)} and tags.`{APPROVED_LABEL}` = '{_TRUE}'"
+        for attempt in range(attempts):
+            live = [mv for mv in self._do("search approved", self._client.search_model_versions, flt, max_results=10000)
+                    if (mv.tags or {}).get(ARCHIVED_TAG) != _TRUE]
+            # Concurrent publishers of one version name each create a version and then delete all but
+            # the lowest: only that keeper may carry the alias (a duplicate may vanish under it).
+            keepers: dict[str, object] = {}
+            for mv in live:
+                name_tag = (mv.tags or {}).get(VERSION_TAG, mv.version)
+                if name_tag not in keepers or int(mv.version) < int(keepers[name_tag].version):
+                    keepers[name_tag] = mv
+            if not keepers:
+                try:
+                    self._client.delete_registered_model_alias(model_name, APPROVED_ALIAS)
+                except MlflowException:
+                    pass  # no alias to remove
+                return
+            newest = max(keepers.values(), key=lambda mv: int(mv.version))
             try:
-                self._client.delete_registered_model_alias(model_name, APPROVED_ALIAS)
-            except MlflowException:
-                pass  # no alias to remove
+                self._client.set_registered_model_alias(model_name, APPROVED_ALIAS, newest.version)
+                return
+            except MlflowException as exc:
+                # The version was a peer's duplicate, deleted between our search and the alias: look again.
+                if exc.error_code != "RESOURCE_DOES_NOT_EXIST" or attempt == attempts - 1:
+                    raise self._wrap(exc, "set alias") from None
+                time.sleep(0.1 * (attempt + 1))
 
     # -- public API ------------------------------------------------------------------------
     def publish(self, record: VariantRecord) -> PublishedVersion:
