@@ -5,7 +5,7 @@
 #   scripts/s3_server.sh start   # build (cached, ~3 min cold) + start; prints the endpoint URL
 #   scripts/s3_server.sh url     # prints the endpoint of the running server
 #   scripts/s3_server.sh status  # exit 0 when the server answers
-#   scripts/s3_server.sh stop    # stops the server (data kept until `clean`)
+#   scripts/s3_server.sh stop    # stops the server (a later start begins with an empty store)
 #   scripts/s3_server.sh clean   # stop + delete the data
 #   scripts/s3_server.sh build   # only build; prints the binary path
 #
@@ -69,6 +69,10 @@ cmd_start() {
     cat "$STATE/url"; return 0
   fi
   local binary; binary="$(cmd_build | tail -n1)"
+  # A new process starts on an empty store: its ports are picked afresh, and a master state left by
+  # an earlier (killed) run then freezes volume growth ("topology id ... the master state was
+  # rebuilt"), which hangs every upload. The store is the tests' scratch space.
+  rm -rf "$STATE/data"
   mkdir -p "$STATE/data"
   alive "$STATE/weed.pid" && kill "$(cat "$STATE/weed.pid")" 2>/dev/null || true
   local port="${DMC_S3_PORT:-$(free_port)}"
