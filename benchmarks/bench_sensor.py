@@ -2,7 +2,7 @@
 
     python benchmarks/bench_sensor.py [--repos 200] [--repeats 5]
 
-Creates N repos on a loopback Hub (dagster_project.testing.HubServer, real huggingface_hub
+Creates N repos on a loopback Hub (tests.fakes.HubServer, real huggingface_hub
 client), a watchlist naming each of them, and a fresh SQLite Dagster instance; then times
 (1) the first tick (every repo new: N model_info calls, partitions, N base runs requested),
 (2) a tick while the N base runs are pending (one batched instance query),
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     from dagster_project.automation.watch_sensor import hub_watch_sensor
     from dagster_project.definitions import defs
     from dagster_project.resources.hf_hub import HuggingFaceHubResource
-    from dagster_project.testing import HubServer, hub_client_online
+    from tests.fakes import HubServer, hub_client_online
 
     logging.getLogger("dagster").setLevel(logging.WARNING)  # one INFO line per requested run otherwise
     results = {}

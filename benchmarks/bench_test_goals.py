@@ -47,7 +47,7 @@ def bench_recipe_validation() -> None:
 def bench_hub_model_info() -> None:
     from huggingface_hub import HfApi
 
-    from dagster_project.testing import HubServer, hub_client_online
+    from tests.fakes import HubServer, hub_client_online
 
     var = fresh_state("hub")
     with HubServer(var / "hub") as hub, hub_client_online():

@@ -52,7 +52,7 @@ def hf_isolated(tmp_path, monkeypatch):
     """No ambient token, a private cache, and client requests allowed even under HF_HUB_OFFLINE=1."""
     from huggingface_hub import constants
 
-    from dagster_project.testing import hub_client_online
+    from tests.fakes import hub_client_online
 
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)

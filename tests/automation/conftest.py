@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dagster_project.testing import HubServer
+from tests.fakes import HubServer
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dagster_project.testing import HubServer
+from tests.fakes import HubServer
 
 WRITE_TOKEN = "hf_loopbackWriteToken0123456789abcdefXYZ"
 READ_TOKEN = "hf_loopbackReadToken0123456789abcdefXYZ"

@@ -20,7 +20,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from dagster_project.testing import HubServer
+from tests.fakes import HubServer
 
 from .conftest import READ_TOKEN, WRITE_TOKEN
 
@@ -252,7 +252,7 @@ def test_server_and_publisher_import_no_torch():
     import sys
 
     code = (
-        "import sys, dagster_project.testing.hub_server, dagster_project.hub; "
+        "import sys, tests.fakes.hub_server, dagster_project.hub; "
         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, sorted(sys.modules)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -120,7 +120,7 @@ def world(demo_model, tmp_path_factory):
     from huggingface_hub import constants
 
     from dagster_project import definitions as d
-    from dagster_project.testing import HubServer, hub_client_online
+    from tests.fakes import HubServer, hub_client_online
 
     base = tmp_path_factory.mktemp("bad-inputs")
     var = base / "var"
@@ -272,7 +272,7 @@ def _setup_unreachable_registry(world, tmp, mp):
 
 
 def _setup_registry_auth_failure(world, tmp, mp):
-    from dagster_project.testing.fault_proxy import FaultProxy
+    from tests.fakes.fault_proxy import FaultProxy
 
     # A registry that refuses every request with 401 (what a wrong bearer token gets).
     proxy = FaultProxy(f"http://127.0.0.1:{_closed_port()}", [], then="401", max_faults=10_000).start()

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from dagster_project.registry import RegistryUnavailable, VariantRecord, open_registry
-from dagster_project.testing.fault_proxy import FaultProxy
+from tests.fakes.fault_proxy import FaultProxy
 from tests.registry.conftest import server_url
 from tests.registry.rest import api_base  # the API version the server speaks (v1alpha3 or v1)
 
@@ -391,7 +391,7 @@ def test_killed_during_hub_upload_next_run_makes_one_consistent_commit(tmp_path,
     from huggingface_hub import constants
 
     from dagster_project.hub import publish_folder
-    from dagster_project.testing import HubServer, hub_client_online
+    from tests.fakes import HubServer, hub_client_online
 
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_IMPLICIT_TOKEN", True)

@@ -99,7 +99,7 @@ def test_filters_are_exact_over_1000_versions(tmp_path):
 
 @pytest.fixture
 def hub_200(tmp_path, hf_isolated):
-    from dagster_project.testing import HubServer
+    from tests.fakes import HubServer
 
     files = {"config.json": json.dumps({"architectures": ["LlamaForCausalLM"]}), "model.safetensors": b"\0" * 64}
     with HubServer(tmp_path / "hub", page_size=50) as hub:

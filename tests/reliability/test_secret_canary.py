@@ -60,7 +60,7 @@ def canary_run(demo_model, tmp_path_factory):
     before), against a loopback Hub that knows the canary write token."""
     from huggingface_hub import constants
 
-    from dagster_project.testing import HubServer, hub_client_online
+    from tests.fakes import HubServer, hub_client_online
 
     base = tmp_path_factory.mktemp("canary")
     var = base / "var"
@@ -110,7 +110,7 @@ def _failing_runs(run: dict) -> list[str]:
     from dagster import MultiPartitionKey, materialize
 
     from dagster_project.resources.hf_hub import HuggingFaceHubResource
-    from dagster_project.testing.fault_proxy import FaultProxy
+    from tests.fakes.fault_proxy import FaultProxy
 
     texts = []
     env = {"DMC_VAR_DIR": str(run["var"]), "DAGSTER_HOME": str(run["home"]), "HF_ENDPOINT": run["hub"].url,

@@ -289,7 +289,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m dagster_project.testing.fault_proxy UPSTREAM [--plan 503,drop,ok] [--port N]``."""
+    """``python -m tests.fakes.fault_proxy UPSTREAM [--plan 503,drop,ok] [--port N]``."""
     import argparse
 
     parser = argparse.ArgumentParser(description="Loopback fault-injecting HTTP proxy")

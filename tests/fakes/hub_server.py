@@ -1268,7 +1268,7 @@ def hub_client_online() -> Iterator[None]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m dagster_project.testing.hub_server --root DIR [--port N] [--token TOKEN:write]``."""
+    """``python -m tests.fakes.hub_server --root DIR [--port N] [--token TOKEN:write]``."""
     import argparse
 
     parser = argparse.ArgumentParser(description="Loopback Hugging Face Hub for tests and demos")
