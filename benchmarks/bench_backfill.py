@@ -58,9 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     from dagster_project import definitions as d
     from dagster_project.automation.backfills import launch_backfill, release_partitions
     from dagster_project.automation.pools import set_pool_limit
-    from dagster_project.catalog import resolve_model
-    from dagster_project.resources.artifact_store import ArtifactStore
-    from dagster_project.storage import layout_for
+    from dagster_project.models.catalog import resolve_model
+    from dagster_project.artifacts import ArtifactStore
 
     recipes = [r for r in args.recipes.split(",") if r] or list(resolve_model(args.model).recipes)
     instance = DagsterInstance.get()
@@ -69,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     assert materialize([d.base_model, d.calibration_dataset], partition_key=args.model, instance=instance,
                        resources=d.defs.resources, run_config=quiet).success
-    layout = layout_for(ArtifactStore.from_env())
+    layout = ArtifactStore.from_env().layout()
     daemon = subprocess.Popen([str(Path(sys.executable).with_name("dagster-daemon")), "run",
                                "-w", str(ROOT / "workspace.yaml")], cwd=ROOT, start_new_session=True,
                               stdout=(var / "daemon.log").open("w"), stderr=subprocess.STDOUT)

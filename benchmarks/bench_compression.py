@@ -67,8 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from dagster_project import definitions as d
     from dagster_project.compression.catalog import resolve_recipe
-    from dagster_project.resources.artifact_store import ArtifactStore
-    from dagster_project.storage import layout_for
+    from dagster_project.artifacts import ArtifactStore
 
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     t0 = time.perf_counter()
@@ -78,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     calibration_config = {"ops": {"calibration_dataset": {"config": {"num_samples": args.samples}}}}
     assert materialize([d.base_model, d.calibration_dataset], partition_key=args.model, instance=instance,
                        resources=d.defs.resources, run_config={**quiet, **calibration_config}).success
-    layout = layout_for(ArtifactStore.from_env())
+    layout = ArtifactStore.from_env().layout()
     base = json.loads(layout.base_manifest(args.model).read_text())
     recipe = resolve_recipe(layout.recipes_dir(), args.recipe, base["architecture"])
     calibration = json.loads(layout.calibration_manifest(args.model).read_text()) if recipe.calibrated else None

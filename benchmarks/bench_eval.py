@@ -47,18 +47,17 @@ def main(argv: list[str] | None = None) -> int:
     from lm_eval.tasks import TaskManager
 
     from dagster_project import definitions as d
-    from dagster_project.catalog import resolve_model
+    from dagster_project.models.catalog import resolve_model
     from dagster_project.evaluation.approval import EVALUATION_FILENAME
     from dagster_project.evaluation.tasks import resolve_task_set, write_offline_tasks
     from dagster_project.partitions import model_partitions, recipe_partitions
-    from dagster_project.resources.artifact_store import ArtifactStore
-    from dagster_project.storage import layout_for
+    from dagster_project.artifacts import ArtifactStore
 
     limit = args.limit or None
     loggers = {"console": {"config": {"log_level": "WARNING"}}}
     eval_cfg = {"config": {"limit": limit}} if limit else {"config": {}}
     key = MultiPartitionKey({"model": args.model, "recipe": args.recipe})
-    layout = layout_for(ArtifactStore.from_env())
+    layout = ArtifactStore.from_env().layout()
     vdir = layout.variant_dir(args.model, args.recipe)
     task_set = resolve_task_set(resolve_model(args.model).task_set)
 

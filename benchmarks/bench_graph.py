@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     from dagster import DagsterInstance
     from lm_eval.tasks import TaskManager
 
-    from dagster_project.catalog import resolve_model
+    from dagster_project.models.catalog import resolve_model
     from dagster_project.compression.catalog import resolve_recipe
     from dagster_project.demo.model import build_demo_model
     from dagster_project.demo.run import materialize_variant_graph

@@ -206,10 +206,9 @@ def cmd_serve(args) -> int:
 
 
 def _recipes_dir():
-    from dagster_project.resources.artifact_store import ArtifactStore
-    from dagster_project.storage import layout_for
+    from dagster_project.artifacts import ArtifactStore
 
-    return layout_for(ArtifactStore.from_env()).recipes_dir()
+    return ArtifactStore.from_env().layout().recipes_dir()
 
 
 def cmd_recipes_list(args) -> int:
@@ -235,8 +234,8 @@ def cmd_recipes_list(args) -> int:
 def cmd_recipes_add(args) -> int:
     import os
 
-    from dagster_project.compression.registration import register_recipe
-    from dagster_project.resources.artifact_store import ArtifactStore
+    from dagster_project.automation.recipe_registration import register_recipe
+    from dagster_project.artifacts import ArtifactStore
 
     instance = None
     if os.environ.get("DAGSTER_HOME"):

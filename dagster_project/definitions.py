@@ -22,9 +22,9 @@ from dagster_project.automation.catalog_sensor import catalog_sensor
 from dagster_project.automation.jobs import base_model_job, variant_job
 from dagster_project.automation.schedules import nightly_compression
 from dagster_project.automation.watch_sensor import hub_watch_sensor
-from dagster_project.compression.registration import register_recipe_job
+from dagster_project.automation.recipe_registration import register_recipe_job
 from dagster_project.deployment import executor, vllm_pipes_client
-from dagster_project.resources.artifact_store import ArtifactStore
+from dagster_project.artifacts import ArtifactStore
 from dagster_project.resources.compute import ComputeResource
 from dagster_project.resources.hf_hub import HuggingFaceHubResource
 from dagster_project.resources.model_registry import ModelRegistryResource

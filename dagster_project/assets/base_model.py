@@ -10,12 +10,13 @@ from pathlib import Path
 from dagster import AssetExecutionContext, DataVersion, MaterializeResult, MetadataValue, asset
 
 from dagster_project.atomic import atomic_directory
-from dagster_project.catalog import REVISION_TAG, ModelSource, resolve_model
+from dagster_project.models.keys import REVISION_TAG
+from dagster_project.models.catalog import ModelSource, resolve_model
 from dagster_project.k8s import op_tags
 from dagster_project.partitions import model_partitions
-from dagster_project.resources.artifact_store import ArtifactStore
+from dagster_project.artifacts import ArtifactStore
+from dagster_project.artifacts.step import StepStorage
 from dagster_project.resources.hf_hub import HuggingFaceHubResource
-from dagster_project.storage import StepStorage
 
 CODE_VERSION = "1"
 
@@ -33,7 +34,7 @@ def base_model(
 ) -> MaterializeResult:
     key = context.partition_key
     source = resolve_model(key, revision=context.run.tags.get(REVISION_TAG))
-    store = StepStorage(artifacts)
+    store = artifacts.step()
     layout = store.layout
     folder, revision = _fetch(context, source, hub, store)
     info = describe_model_folder(folder)

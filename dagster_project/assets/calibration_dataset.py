@@ -10,8 +10,7 @@ from dagster_project.assets.base_model import base_model
 from dagster_project.calibration.build import DEFAULT_SOURCE, CalibrationSpec, build_calibration
 from dagster_project.k8s import op_tags
 from dagster_project.partitions import model_partitions
-from dagster_project.resources.artifact_store import ArtifactStore
-from dagster_project.storage import StepStorage
+from dagster_project.artifacts import ArtifactStore
 
 
 class CalibrationConfig(Config):
@@ -36,7 +35,7 @@ def calibration_dataset(
     context: AssetExecutionContext, config: CalibrationConfig, artifacts: ArtifactStore
 ) -> MaterializeResult:
     key = context.partition_key
-    store = StepStorage(artifacts)
+    store = artifacts.step()
     layout = store.layout
     base = store.read_json(layout.base_manifest(key), f"base_model[{key}]")
     spec = CalibrationSpec(**config.model_dump())  # validates ranges before loading anything

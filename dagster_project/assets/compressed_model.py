@@ -15,9 +15,9 @@ from dagster_project.compression.recipes import check_device
 from dagster_project.compression.oneshot_runner import MANIFEST_FILENAME, compress, is_complete_variant, library_versions
 from dagster_project.k8s import op_tags
 from dagster_project.partitions import by_model, by_recipe, variant_partitions
-from dagster_project.resources.artifact_store import ArtifactStore
+from dagster_project.artifacts import ArtifactStore
+from dagster_project.artifacts.step import StepStorage
 from dagster_project.resources.compute import ComputeResource
-from dagster_project.storage import StepStorage
 
 CODE_VERSION = "1"
 
@@ -51,7 +51,7 @@ def compressed_model(
     compute: ComputeResource,
 ) -> MaterializeResult:
     model_key, recipe_key = _keys(context)
-    store = StepStorage(artifacts)
+    store = artifacts.step()
     layout = store.layout
     base = store.read_json(layout.base_manifest(model_key), f"base_model[{model_key}]")
     store.pull_file(user_recipe_path(layout.recipes_dir(), recipe_key))  # a registered user recipe

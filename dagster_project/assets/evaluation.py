@@ -27,15 +27,15 @@ from pydantic import Field
 from dagster_project.assets.base_model import base_model
 from dagster_project.assets.compressed_model import compressed_model
 from dagster_project.automation.conditions import comparison_condition, evaluation_condition
-from dagster_project.catalog import resolve_model
+from dagster_project.models.catalog import resolve_model
 from dagster_project.compression.oneshot_runner import MANIFEST_FILENAME
 from dagster_project.evaluation.approval import EVALUATION_FILENAME, Approval, decide_approval
 from dagster_project.evaluation.tasks import resolve_task_set, task_set_fingerprint
 from dagster_project.k8s import load_placement, op_tags
 from dagster_project.partitions import by_model, model_partitions, recipe_partitions, variant_partitions
-from dagster_project.resources.artifact_store import ArtifactStore
+from dagster_project.artifacts import ArtifactStore
+from dagster_project.artifacts.step import StepStorage
 from dagster_project.resources.compute import ComputeResource
-from dagster_project.storage import StepStorage
 
 CODE_VERSION = "1"
 LM_EVAL_RESULTS_FILENAME = "lm_eval_results.json"  # lm-eval's own results dict, beside evaluation.json
@@ -149,7 +149,7 @@ def base_evaluation(
     from dagster_project.evaluation.hf_eval import EvalResult
 
     key = context.partition_key
-    store = StepStorage(artifacts)
+    store = artifacts.step()
     layout = store.layout
     base = store.read_json(layout.base_manifest(key), f"base_model[{key}]")
     include = _include_path(config)
@@ -203,7 +203,7 @@ def evaluation_report(
 
     keys = context.partition_key.keys_by_dimension
     model_key, recipe_key = keys["model"], keys["recipe"]
-    store = StepStorage(artifacts)
+    store = artifacts.step()
     layout = store.layout
     base = store.read_json(layout.base_manifest(model_key), f"base_model[{model_key}]")
     variant_dir = layout.variant_dir(model_key, recipe_key)
@@ -291,7 +291,7 @@ def evaluation_report(
 
 def _report_for(context, artifacts: ArtifactStore) -> dict | None:
     keys = context.partition_key.keys_by_dimension
-    store = StepStorage(artifacts)
+    store = artifacts.step()
     return store.read_json_optional(store.layout.variant_dir(keys["model"], keys["recipe"]) / EVALUATION_FILENAME)
 
 
@@ -335,7 +335,7 @@ def model_comparison(context: AssetExecutionContext, artifacts: ArtifactStore) -
     from dagster_project.evaluation.report import plot_recovery_by_variant, plot_score_vs_size, variants_table
 
     key = context.partition_key
-    store = StepStorage(artifacts)
+    store = artifacts.step()
     layout = store.layout
     rows, points = [], []
     base_point = None

@@ -11,10 +11,10 @@ from dagster_project.compression.oneshot_runner import MANIFEST_FILENAME
 from dagster_project.evaluation.approval import EVALUATION_FILENAME
 from dagster_project.k8s import op_tags
 from dagster_project.partitions import variant_partitions
-from dagster_project.resources.artifact_store import ArtifactStore
+from dagster_project.artifacts import ArtifactStore
+from dagster_project.artifacts.step import StepStorage
 from dagster_project.resources.hf_hub import HuggingFaceHubResource
 from dagster_project.resources.model_registry import ModelRegistryResource
-from dagster_project.storage import StepStorage
 
 HUB_FILENAME = "hub_release.json"
 
@@ -51,7 +51,7 @@ def _load_approved(context, store: StepStorage) -> tuple[str, str, dict, dict, d
     description="Pushes an approved variant with a model card to the Hugging Face Hub (when enabled).",
 )
 def hub_release(context: AssetExecutionContext, artifacts: ArtifactStore, hub: HuggingFaceHubResource) -> MaterializeResult:
-    store = StepStorage(artifacts)
+    store = artifacts.step()
     model_key, recipe_key, variant, report, base = _load_approved(context, store)
     vdir = store.layout.variant_dir(model_key, recipe_key)
     if not hub.publish_enabled:
@@ -99,7 +99,7 @@ def registry_entry(
 ) -> MaterializeResult:
     from dagster_project.registry import VariantRecord
 
-    store = StepStorage(artifacts)
+    store = artifacts.step()
     model_key, recipe_key, variant, report, base = _load_approved(context, store)
     vdir = store.layout.variant_dir(model_key, recipe_key)
     hub_info = store.read_json_optional(vdir / HUB_FILENAME) or {}

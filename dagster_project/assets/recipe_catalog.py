@@ -7,8 +7,7 @@ from dagster import AutomationCondition, DataVersion, DataVersionsByPartition, o
 from dagster_project.compression.recipes import BUILTIN_RECIPES
 from dagster_project.k8s import op_tags
 from dagster_project.partitions import recipe_partitions
-from dagster_project.resources.artifact_store import ArtifactStore
-from dagster_project.storage import StepStorage
+from dagster_project.artifacts import ArtifactStore
 
 
 def recipe_versions(recipes_dir, keys) -> dict[str, str]:
@@ -35,7 +34,7 @@ def recipe_versions(recipes_dir, keys) -> dict[str, str]:
 )
 def recipe(context, artifacts: ArtifactStore) -> DataVersionsByPartition:
     keys = context.instance.get_dynamic_partitions(recipe_partitions.name)
-    store = StepStorage(artifacts)
+    store = artifacts.step()
     for key in keys:
         if key not in BUILTIN_RECIPES:
             store.pull_file(store.layout.recipes_dir() / f"{key}.yaml")

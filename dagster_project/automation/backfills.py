@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recipes", default="", help="comma-separated; default: the model's recipes in models.yaml")
     parser.add_argument("--with-base", action="store_true", help="also (re)make base_model, calibration, base eval")
     args = parser.parse_args(argv)
-    from dagster_project.catalog import resolve_model
+    from dagster_project.models.catalog import resolve_model
     from dagster_project.definitions import defs
     from dagster_project.partitions import model_partitions, recipe_partitions
 

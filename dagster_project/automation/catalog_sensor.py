@@ -3,7 +3,7 @@
 
 from dagster import DefaultSensorStatus, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
-from dagster_project.catalog import load_catalog
+from dagster_project.models.catalog import load_catalog
 from dagster_project.compression.recipes import BUILTIN_RECIPES
 from dagster_project.partitions import model_partitions, recipe_partitions
 
@@ -17,10 +17,9 @@ def catalog_partition_keys(recipes_dir) -> tuple[list[str], list[str]]:
 @sensor(minimum_interval_seconds=60, default_status=DefaultSensorStatus.RUNNING,
         description="Adds model and recipe partitions for models.yaml entries, built-in and registered recipes.")
 def catalog_sensor(context: SensorEvaluationContext):
-    from dagster_project.resources.artifact_store import ArtifactStore
-    from dagster_project.storage import layout_for
+    from dagster_project.artifacts import ArtifactStore
 
-    models, recipes = catalog_partition_keys(layout_for(ArtifactStore.from_env()).recipes_dir())
+    models, recipes = catalog_partition_keys(ArtifactStore.from_env().layout().recipes_dir())
     new_models = [m for m in models if not context.instance.has_dynamic_partition(model_partitions.name, m)]
     new_recipes = [r for r in recipes if not context.instance.has_dynamic_partition(recipe_partitions.name, r)]
     if not new_models and not new_recipes:

@@ -38,6 +38,7 @@ from dagster import (
     schedule,
 )
 
+from dagster_project.artifacts import ArtifactStore
 from dagster_project.automation.jobs import default_schedule_status, variant_job
 from dagster_project.partitions import model_partitions, recipe_partitions
 from dagster_project.resources.hf_hub import HuggingFaceHubResource
@@ -82,7 +83,7 @@ def _latest_tags(instance, key: AssetKey, partition: str) -> dict[str, str] | No
 
 def wanted_pairs(instance) -> list[tuple[str, str]]:
     """models.yaml pairs plus every variant materialized before, limited to existing partitions."""
-    from dagster_project.catalog import load_catalog
+    from dagster_project.models.catalog import load_catalog
 
     pairs: list[tuple[str, str]] = []
     for key, source in sorted(load_catalog().items()):
@@ -138,12 +139,12 @@ def check_releases(context: ScheduleEvaluationContext, hub: HuggingFaceHubResour
     from dagster_project.automation.backfills import (
         RELEASE_TAG, backfill_in_progress, launch_backfill, release_partitions)
     from dagster_project.automation.watch_sensor import SOURCE_TAG, base_state, hub_timeout, pairs_to_request, poll_hub
-    from dagster_project.automation.watchlist import WatchlistError, default_recipes_dir, load_watchlist
-    from dagster_project.catalog import REVISION_TAG
+    from dagster_project.models.watchlist import WatchlistError, load_watchlist
+    from dagster_project.models.keys import REVISION_TAG
     from dagster_project.resources.hf_hub import HubUnavailable
 
     log, instance = context.log, context.instance
-    recipes_dir = recipes_dir or default_recipes_dir()
+    recipes_dir = recipes_dir or ArtifactStore.from_env().layout().recipes_dir()
     try:
         watchlist = watchlist if watchlist is not None else load_watchlist(recipes_dir=recipes_dir)
     except WatchlistError as exc:

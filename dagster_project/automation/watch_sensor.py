@@ -38,9 +38,10 @@ from dagster import (
     sensor,
 )
 
+from dagster_project.artifacts import ArtifactStore
 from dagster_project.automation.jobs import base_model_job, default_sensor_status, variant_job
-from dagster_project.automation.watchlist import WatchlistError, WatchTarget, default_recipes_dir, load_watchlist
-from dagster_project.catalog import REVISION_TAG
+from dagster_project.models.watchlist import WatchlistError, WatchTarget, load_watchlist
+from dagster_project.models.keys import REVISION_TAG
 from dagster_project.partitions import model_partitions, recipe_partitions
 from dagster_project.resources.hf_hub import HubError, HubUnavailable, HuggingFaceHubResource, RepoHead
 
@@ -185,7 +186,7 @@ def pairs_to_request(instance, model: str, recipes, sha: str) -> list[tuple[str,
 def evaluate_watch(context: SensorEvaluationContext, hub: HuggingFaceHubResource, watchlist=None,
                    recipes_dir: Path | None = None):
     log = context.log
-    recipes_dir = recipes_dir or default_recipes_dir()
+    recipes_dir = recipes_dir or ArtifactStore.from_env().layout().recipes_dir()
     try:
         watchlist = watchlist if watchlist is not None else load_watchlist(recipes_dir=recipes_dir)
     except WatchlistError as exc:

@@ -102,11 +102,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from dagster import DagsterInstance
 
-    from dagster_project.catalog import resolve_model
+    from dagster_project.models.catalog import resolve_model
     from dagster_project.evaluation.approval import EVALUATION_FILENAME
     from dagster_project.registry import open_registry
-    from dagster_project.resources.artifact_store import ArtifactStore
-    from dagster_project.storage import layout_for
+    from dagster_project.artifacts import ArtifactStore
 
     source = resolve_model(args.model)
     recipes = [r for r in args.recipes.split(",") if r] or list(source.recipes) or ["w4a16-rtn", "w4a16-gptq"]
@@ -114,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     with DagsterInstance.get() as instance:
         materialize_variant_graph(instance, args.model, recipes)
 
-    layout = layout_for(ArtifactStore.from_env())
+    layout = ArtifactStore.from_env().layout()
     approved = {(v.properties.get("base_model"), v.properties.get("recipe")) for v in open_registry().list_versions()}
     reports = {}
     for recipe in recipes:

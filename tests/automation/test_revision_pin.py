@@ -7,10 +7,10 @@ import json
 from dagster import materialize
 
 from dagster_project.assets.base_model import base_model
-from dagster_project.catalog import REVISION_TAG, resolve_model
-from dagster_project.resources.artifact_store import ArtifactStore
+from dagster_project.models.keys import REVISION_TAG
+from dagster_project.models.catalog import resolve_model
+from dagster_project.artifacts import ArtifactStore
 from dagster_project.resources.hf_hub import HuggingFaceHubResource
-from dagster_project.storage import layout_for
 
 
 def test_resolve_model_pins_hub_sources_and_takes_the_watchlist_task_set(write_watchlist):
@@ -34,5 +34,5 @@ def test_base_model_downloads_the_tagged_revision(hub, demo_model, dagster_insta
     assert res.success
     meta = res.asset_materializations_for_node("base_model")[0].metadata
     assert meta["revision"].value == first  # not `main`, which moved on
-    manifest = json.loads(layout_for(ArtifactStore.from_env()).base_manifest("acme--tiny").read_text())
+    manifest = json.loads(ArtifactStore.from_env().layout().base_manifest("acme--tiny").read_text())
     assert manifest["revision"] == first and manifest["repo_id"] == "acme/tiny"

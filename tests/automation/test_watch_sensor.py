@@ -9,7 +9,7 @@ import pytest
 from dagster import AssetMaterialization, build_sensor_context
 
 from dagster_project.automation.watch_sensor import WatchCursor, hub_watch_sensor
-from dagster_project.catalog import REVISION_TAG
+from dagster_project.models.keys import REVISION_TAG
 from dagster_project.k8s import K8S_CONFIG_TAG
 from dagster_project.resources.hf_hub import HuggingFaceHubResource
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dagster_project.automation.watchlist import WatchlistError, load_watchlist, parse_watchlist
+from dagster_project.models.watchlist import WatchlistError, load_watchlist, parse_watchlist
 
 ROOT = Path(__file__).resolve().parents[2]
 

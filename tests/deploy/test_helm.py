@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from dagster_project.k8s import K8S_CONFIG_TAG, Placement, step_tags
-from dagster_project.resources.artifact_store import ArtifactStore
+from dagster_project.artifacts import ArtifactStore
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -82,8 +82,8 @@ def test_s3_scenario_feeds_placement_and_store(rendered) -> None:
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_rendered_values_load_in_the_code(rendered, scenario, tmp_path) -> None:
     """dmc-env and dmc-catalog of every scenario, fed to the loaders the pods run."""
-    from dagster_project.automation.watchlist import parse_watchlist
-    from dagster_project.catalog import load_catalog
+    from dagster_project.models.watchlist import parse_watchlist
+    from dagster_project.models.catalog import load_catalog
     from dagster_project.deployment import executor_name
     from dagster_project.k8s import ASSET_STEPS, op_tags
     from dagster_project.registry import open_registry
@@ -141,7 +141,7 @@ def test_own_objects(rendered) -> None:
     catalog = _get(docs, "ConfigMap", "dmc-catalog")["data"]
     assert yaml.safe_load(catalog["models.yaml"])["models"][0]["key"] == "demo-llama"
     assert yaml.safe_load(catalog["watchlist.yaml"]) == {"watch": []}
-    from dagster_project.automation.watchlist import WatchlistError, parse_watchlist
+    from dagster_project.models.watchlist import WatchlistError, parse_watchlist
 
     with pytest.raises(WatchlistError, match="authors"):  # the shape the chart used to render
         parse_watchlist("authors: []\nrepos: []\n", check_recipes=False)

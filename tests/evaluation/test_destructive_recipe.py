@@ -58,11 +58,10 @@ def _check_passed(instance, check: str, partition: str) -> bool | None:
 @pytest.mark.slow
 def test_two_bit_rtn_is_not_approved_at_demo_threshold(demo_model, project_state, dagster_instance, monkeypatch):
     from dagster_project.registry import open_registry
-    from dagster_project.resources.artifact_store import ArtifactStore
-    from dagster_project.storage import layout_for
+    from dagster_project.artifacts import ArtifactStore
 
     monkeypatch.setenv("DMC_EVAL_LIMIT", "40")  # enough items to see the collapse; keeps the test short
-    layout = layout_for(ArtifactStore.from_env())
+    layout = ArtifactStore.from_env().layout()
     register_user_recipe(layout.recipes_dir(), RECIPE, RECIPE_YAML)
 
     outcome = materialize_variant_graph(dagster_instance, "demo-llama", [RECIPE], log=lambda m: None)
@@ -104,11 +103,10 @@ def _assert_not_published(instance, vdir, part):
 def test_two_bit_rtn_failing_recovery_blocks_publication(demo_model, project_state, dagster_instance, monkeypatch):
     """The same graph steps as demo/run.py's materialize_variant_graph, with the threshold at 99 %."""
     from dagster_project import definitions as d
-    from dagster_project.resources.artifact_store import ArtifactStore
-    from dagster_project.storage import layout_for
+    from dagster_project.artifacts import ArtifactStore
 
     monkeypatch.setenv("DMC_EVAL_LIMIT", "40")
-    layout = layout_for(ArtifactStore.from_env())
+    layout = ArtifactStore.from_env().layout()
     recipe = register_user_recipe(layout.recipes_dir(), RECIPE, RECIPE_YAML)
     assert recipe.scheme == "custom" and not recipe.calibrated
     model = "demo-llama"

@@ -15,7 +15,7 @@ import yaml
 
 from dagster_project.registry import RegistryError
 from dagster_project.registry.serving import MODEL_FORMAT_NAME, inference_service, s3_uri
-from dagster_project.resources.artifact_store import ArtifactStore
+from dagster_project.artifacts import ArtifactStore
 
 from .test_backends import record
 from .test_cli import dmc

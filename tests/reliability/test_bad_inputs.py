@@ -229,7 +229,7 @@ def _layer_calibration(**spec):
 
 def _layer_key(key: str):
     def layer():
-        from dagster_project.catalog import resolve_model
+        from dagster_project.models.catalog import resolve_model
 
         resolve_model(key)
     return layer

@@ -112,7 +112,7 @@ def test_sensor_tick_over_200_watched_repos(hub_200, dagster_instance, tmp_path,
     from dagster import build_sensor_context
 
     from dagster_project.automation.watch_sensor import WatchCursor, hub_watch_sensor
-    from dagster_project.catalog import REVISION_TAG
+    from dagster_project.models.keys import REVISION_TAG
     from dagster_project.definitions import defs
     from dagster_project.resources.hf_hub import HuggingFaceHubResource
 

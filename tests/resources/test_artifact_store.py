@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dagster_project.resources.artifact_store import COMPLETE_MARKER, ArtifactStore
+from dagster_project.artifacts.store import COMPLETE_MARKER, ArtifactStore
 
 
 def _make_model(folder: Path) -> Path:
@@ -169,7 +169,7 @@ def test_step_storage_pulls_inputs_onto_an_empty_disk(s3_store: ArtifactStore, m
     """Two "pods" (two scratch folders): what one pushes, the other pulls by manifest, once."""
     import shutil
 
-    from dagster_project.storage import StepStorage
+    from dagster_project.artifacts.step import StepStorage
 
     monkeypatch.setenv("DMC_SCRATCH_DIR", str(tmp_path / "pod-a"))
     a = StepStorage(s3_store)

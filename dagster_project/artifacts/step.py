@@ -15,9 +15,12 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from dagster_project.layout import ArtifactLayout
-from dagster_project.resources.artifact_store import ArtifactStore
+from dagster_project.artifacts.layout import ArtifactLayout
+
+if TYPE_CHECKING:
+    from dagster_project.artifacts import ArtifactStore
 
 SCRATCH_ENV = "DMC_SCRATCH_DIR"
 _scratch: dict[int, Path] = {}
@@ -37,12 +40,10 @@ def scratch_dir() -> Path:
     return _scratch[pid]
 
 
-def layout_for(artifacts: ArtifactStore) -> ArtifactLayout:
-    return StepStorage(artifacts).layout
-
-
 class StepStorage:
-    """Reads pull from the store and writes push to it (S3); on a filesystem both are in place."""
+    """Reads pull from the store and writes push to it (S3); on a filesystem both are in place.
+
+    Made by `ArtifactStore.step()`."""
 
     def __init__(self, artifacts: ArtifactStore):
         self.artifacts = artifacts

@@ -1,31 +1,28 @@
-"""Which base models exist: the model catalog (models.yaml) and partition-key conventions.
+"""Which base models exist: the model catalog (models.yaml).
 
-A partition key names one base model. Catalog entries give a key a source; keys that are not in
-the catalog but look like `org--name` mean the Hugging Face repo `org/name` (the watch sensor
-adds such keys for new releases).
+Catalog entries give a model key a source; keys not in the catalog that look like `org--name`
+mean the Hugging Face repo `org/name`, with the task set the watchlist gives it.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Literal
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from dagster_project.models.keys import (  # noqa: F401  (CatalogError, REVISION_TAG: part of the catalog's API)
+    DEMO_MODEL_KEY,
+    REVISION_TAG,
+    CatalogError,
+    is_repo_id,
+    repo_for_key,
+    validate_model_key,
+)
+from dagster_project.models.watchlist import watched_task_set
 from dagster_project.settings import PROJECT_ROOT
-
-MODEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
-HF_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
-DEMO_MODEL_KEY = "demo-llama"
-# Run tag with the commit sha the watch sensor saw; base_model pins a Hub source to it.
-REVISION_TAG = "dmc/revision"
-
-
-class CatalogError(ValueError):
-    pass
 
 
 class ModelSource(BaseModel, frozen=True):
@@ -42,26 +39,11 @@ class ModelSource(BaseModel, frozen=True):
     def _check(self) -> "ModelSource":
         validate_model_key(self.key)
         if self.source == "hf":
-            if not self.repo_id or not HF_REPO_ID.match(self.repo_id) or ".." in self.repo_id:
+            if not is_repo_id(self.repo_id):
                 raise ValueError(f"model {self.key!r}: repo_id {self.repo_id!r} is not a Hugging Face repo id 'org/name'")
         if self.source == "local" and not self.path:
             raise ValueError(f"model {self.key!r}: a local source needs `path`")
         return self
-
-
-def validate_model_key(key: str) -> str:
-    if not key or not MODEL_KEY.match(key) or ".." in key:
-        raise CatalogError(
-            f"invalid model key {key!r}: use letters, digits, '.', '_' or '-' (no '/', no '..'); "
-            "a Hugging Face repo 'org/name' becomes the key 'org--name'"
-        )
-    return key
-
-
-def key_for_repo(repo_id: str) -> str:
-    if not HF_REPO_ID.match(repo_id or "") or ".." in repo_id:
-        raise CatalogError(f"{repo_id!r} is not a Hugging Face repo id 'org/name'")
-    return repo_id.replace("/", "--")
 
 
 def catalog_path() -> Path:
@@ -87,11 +69,8 @@ def resolve_model(key: str, catalog: dict[str, ModelSource] | None = None, revis
     if key in catalog:
         source = catalog[key]
         return source.model_copy(update={"revision": revision}) if revision and source.source == "hf" else source
-    if "--" in key:
-        from dagster_project.automation.watchlist import watched_task_set
-
-        org, _, name = key.partition("--")
-        repo_id = f"{org}/{name}"
+    repo_id = repo_for_key(key)
+    if repo_id:
         task_set = watched_task_set(repo_id)
         return ModelSource(key=key, source="hf", repo_id=repo_id, revision=revision or None,
                            **({"task_set": task_set} if task_set else {}))

@@ -7,8 +7,7 @@ from dagster_project.compression.catalog import register_user_recipe, user_recip
 from dagster_project.compression.recipes import RecipeError, load_user_recipe_file, validate_recipe_name
 from dagster_project.k8s import op_tags
 from dagster_project.partitions import recipe_partitions
-from dagster_project.resources.artifact_store import ArtifactStore
-from dagster_project.storage import StepStorage
+from dagster_project.artifacts import ArtifactStore
 
 
 class RecipeRegistrationConfig(Config):
@@ -24,7 +23,7 @@ def register_recipe(artifacts: ArtifactStore, instance: DagsterInstance | None, 
     if bool(yaml_text) == bool(path):
         raise RecipeError("give exactly one of an inline recipe (yaml_text) or a recipe file (path)")
     text = yaml_text or load_user_recipe_file(name, path).yaml_text
-    store = StepStorage(artifacts)
+    store = artifacts.step()
     recipe = register_user_recipe(store.layout.recipes_dir(), name, text)
     store.push_file(user_recipe_path(store.layout.recipes_dir(), name))
     if instance is not None:

@@ -13,10 +13,14 @@ import os
 import shutil
 import uuid
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dagster import ConfigurableResource
 from pydantic import Field
+
+if TYPE_CHECKING:
+    from dagster_project.artifacts.layout import ArtifactLayout
+    from dagster_project.artifacts.step import StepStorage
 
 COMPLETE_MARKER = "_COMPLETE"
 TMP_PREFIX = ".tmp-"
@@ -107,6 +111,18 @@ class ArtifactStore(ConfigurableResource):
             kwargs["aws_access_key_id"] = EnvVar("AWS_ACCESS_KEY_ID")
             kwargs["aws_secret_access_key"] = EnvVar("AWS_SECRET_ACCESS_KEY")
         return cls(**kwargs)
+
+    # ---- layout and the step's view ---------------------------------------------------------
+
+    def step(self) -> StepStorage:
+        """This step's view: reads pull from the store and writes push to it (in place on a filesystem)."""
+        from dagster_project.artifacts.step import StepStorage
+
+        return StepStorage(self)
+
+    def layout(self) -> ArtifactLayout:
+        """Where each stage's files live, as this process sees them (S3: under its scratch folder)."""
+        return self.step().layout
 
     # ---- paths -----------------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from dagster_project.catalog import HF_REPO_ID, key_for_repo
+from dagster_project.models.keys import is_repo_id, key_for_repo
 from dagster_project.settings import PROJECT_ROOT
 
 WATCHLIST_ENV = "DMC_WATCHLIST_FILE"
@@ -204,19 +204,12 @@ class Watchlist(BaseModel):
 
 
 def _check_repo_id(v: str) -> None:
-    if not HF_REPO_ID.match(v or "") or ".." in v:
+    if not is_repo_id(v):
         raise ValueError(f"{v!r} is not a Hugging Face repo id 'org/name'")
 
 
 def watchlist_path() -> Path:
     return Path(os.environ.get(WATCHLIST_ENV) or PROJECT_ROOT / "watchlist.yaml")
-
-
-def default_recipes_dir() -> Path:
-    from dagster_project.resources.artifact_store import ArtifactStore
-    from dagster_project.storage import layout_for
-
-    return layout_for(ArtifactStore.from_env()).recipes_dir()
 
 
 def parse_watchlist(
@@ -254,7 +247,7 @@ def load_watchlist(path: Path | None = None, recipes_dir: Path | None = None, *,
     if not path.exists():
         return Watchlist()
     if check_registered and recipes_dir is None:
-        recipes_dir = default_recipes_dir()
+        raise ValueError("load_watchlist: pass recipes_dir (ArtifactStore.layout().recipes_dir()) or check_registered=False")
     return parse_watchlist(path.read_text(), str(path), recipes_dir, check_recipes=check_registered)
 
 
