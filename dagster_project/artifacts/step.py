@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dagster_project.artifacts.layout import ArtifactLayout
+from dagster_project.atomic import write_bytes_atomic, write_json_atomic
 
 if TYPE_CHECKING:
     from dagster_project.artifacts import ArtifactStore
@@ -78,16 +79,11 @@ class StepStorage:
         return json.loads(Path(path).read_text()) if self.pull_file(path) else None
 
     def write_json(self, path: Path, data: dict) -> None:
-        from dagster_project.assets.base_model import write_json_atomic
-
         write_json_atomic(path, data)
         self.push_file(path)
 
     def write_bytes(self, path: Path, data: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        write_bytes_atomic(path, data)
         self.push_file(path)
 
     # ---- folders (models, calibration sets) -------------------------------------------------

@@ -11,20 +11,19 @@ import hashlib
 import json
 import os
 import shutil
-import uuid
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from dagster_project.atomic import OLD_PREFIX, TMP_PREFIX, atomic_directory, atomic_file, copy_directory
+
 if TYPE_CHECKING:
     from dagster_project.artifacts.layout import ArtifactLayout
     from dagster_project.artifacts.step import StepStorage
 
 COMPLETE_MARKER = "_COMPLETE"
-TMP_PREFIX = ".tmp-"
-_TRASH_PREFIX = ".trash-"
 _CHUNK = 8 * 1024 * 1024
 
 
@@ -41,41 +40,13 @@ def _clean_relpath(relpath: str) -> str:
     parts = [p for p in rel.parts if p not in ("", ".")]
     if rel.is_absolute() or not parts or any(p == ".." for p in parts):
         raise ValueError(f"artifact path must be relative and inside the store: {relpath!r}")
-    if any(p.startswith((TMP_PREFIX, _TRASH_PREFIX)) or p == COMPLETE_MARKER for p in parts):
+    if any(p.startswith((TMP_PREFIX, OLD_PREFIX)) or p == COMPLETE_MARKER for p in parts):
         raise ValueError(f"artifact path uses a reserved name: {relpath!r}")
     return "/".join(parts)
 
 
 def _files_under(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file())
-
-
-def _replace_dir(tmp: Path, dest: Path) -> None:
-    """Rename `tmp` to `dest`; an existing `dest` is swapped out first and removed after."""
-    if dest.exists():
-        trash = dest.parent / f"{_TRASH_PREFIX}{dest.name}-{uuid.uuid4().hex[:8]}"
-        os.replace(dest, trash)
-        try:
-            os.replace(tmp, dest)
-        except BaseException:
-            os.replace(trash, dest)
-            raise
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(tmp, dest)
-
-
-def _copy_folder_atomic(src: Path, dest: Path) -> None:
-    if not src.is_dir():
-        raise NotADirectoryError(src)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f"{TMP_PREFIX}{dest.name}-{uuid.uuid4().hex[:8]}"
-    try:
-        shutil.copytree(src, tmp, copy_function=shutil.copy2)  # looked up per call: tests can fail it
-        _replace_dir(tmp, dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 class ArtifactStore(ConfigurableResource):
@@ -215,7 +186,7 @@ class ArtifactStore(ConfigurableResource):
                 fs.put_file(str(src / name), f"{key}/{name}")
             fs.pipe_file(f"{key}/{COMPLETE_MARKER}", json.dumps(manifest, sort_keys=True).encode())
         else:
-            _copy_folder_atomic(src, self._fs_root() / rel)
+            copy_directory(src, self._fs_root() / rel)
         return self.uri_for(rel)
 
     def get_folder(self, relpath: str, local_dir: str | os.PathLike[str]) -> Path:
@@ -226,7 +197,7 @@ class ArtifactStore(ConfigurableResource):
             src = self._fs_root() / rel
             if not self.exists(rel):
                 raise FileNotFoundError(self.uri_for(rel))
-            _copy_folder_atomic(src, dest)
+            copy_directory(src, dest)
             return dest
 
         fs = self._s3()
@@ -234,10 +205,7 @@ class ArtifactStore(ConfigurableResource):
         manifest = self._read_manifest(fs, key)
         if manifest is None:
             raise FileNotFoundError(f"{self.uri_for(rel)} (no {COMPLETE_MARKER} marker: missing or partial upload)")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.parent / f"{TMP_PREFIX}{dest.name}-{uuid.uuid4().hex[:8]}"
-        try:
-            tmp.mkdir()
+        with atomic_directory(dest, replace=True) as tmp:
             for name, entry in manifest["files"].items():
                 target = tmp / name
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -246,10 +214,6 @@ class ArtifactStore(ConfigurableResource):
                     raise OSError(f"size mismatch for {name}: {target.stat().st_size} != {entry['size']}")
                 if self.verify_checksums and "sha256" in entry and _sha256(target) != entry["sha256"]:
                     raise OSError(f"sha256 mismatch for {name}")
-            _replace_dir(tmp, dest)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
         return dest
 
     def folder_manifest(self, relpath: str) -> dict[str, Any] | None:
@@ -269,36 +233,28 @@ class ArtifactStore(ConfigurableResource):
         else:
             dest = self._fs_root() / rel
             if dest.resolve() != src.resolve():
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                tmp = dest.with_name(f"{TMP_PREFIX}{dest.name}-{uuid.uuid4().hex[:8]}")
-                shutil.copy2(src, tmp)
-                os.replace(tmp, dest)
+                with atomic_file(dest) as tmp:
+                    shutil.copy2(src, tmp)
         return self.uri_for(rel)
 
     def get_file(self, relpath: str, local_file: str | os.PathLike[str]) -> bool:
         """Copy one file to `local_file` (written atomically); False when the store has none."""
         rel = _clean_relpath(relpath)
         dest = Path(local_file)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f"{TMP_PREFIX}{dest.name}-{uuid.uuid4().hex[:8]}")
-        try:
-            if self._check_kind() == "s3":
-                fs = self._s3()
-                try:
-                    fs.get_file(self._s3_key(rel), str(tmp))
-                except FileNotFoundError:
-                    return False
-                if not tmp.is_file():
-                    return False
-            else:
-                src = self._fs_root() / rel
-                if not src.is_file():
-                    return False
+        if self._check_kind() != "s3":
+            src = self._fs_root() / rel
+            if not src.is_file():
+                return False
+            with atomic_file(dest) as tmp:
                 shutil.copy2(src, tmp)
-            os.replace(tmp, dest)
             return True
-        finally:
-            tmp.unlink(missing_ok=True)
+        fs = self._s3()
+        try:
+            with atomic_file(dest) as tmp:  # no object: get_file raises, or writes nothing and the rename does
+                fs.get_file(self._s3_key(rel), str(tmp))
+        except FileNotFoundError:
+            return False
+        return True
 
     def exists(self, relpath: str) -> bool:
         """True only for complete artifacts (S3: marker present; filesystem: renamed into place)."""

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from dagster_project.atomic import write_text_atomic
 from dagster_project.compression.recipes import (
     BUILTIN_RECIPES,
     RecipeError,
@@ -25,10 +25,7 @@ def register_user_recipe(recipes_dir: Path, name: str, yaml_text: str) -> Resolv
         raise RecipeError(f"{name!r} is a built-in recipe name; choose another name for your recipe")
     recipe = parse_user_recipe(name, yaml_text)
     path = user_recipe_path(recipes_dir, name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(yaml_text)
-    os.replace(tmp, path)
+    write_text_atomic(path, yaml_text)
     return recipe
 
 

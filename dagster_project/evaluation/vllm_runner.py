@@ -226,6 +226,7 @@ def run(settings: dict[str, Any], log: Callable[[str], None],
 
 
 def write_json_atomic(path: str, data: dict[str, Any]) -> None:
+    # dagster_project.atomic's twin: this script runs in the vLLM environment without the package.
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp-{os.getpid()}"
     with open(tmp, "w") as fh:

@@ -13,9 +13,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from dagster_project.models.keys import (  # noqa: F401  (CatalogError, REVISION_TAG: part of the catalog's API)
+from dagster_project.models.keys import (
     DEMO_MODEL_KEY,
-    REVISION_TAG,
     CatalogError,
     is_repo_id,
     repo_for_key,
