@@ -6,7 +6,6 @@ from pathlib import Path
 from dagster import AssetExecutionContext, Config, DataVersion, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
-from dagster_project.assets.base_model import base_model
 from dagster_project.calibration.build import DEFAULT_SOURCE, CalibrationSpec, build_calibration
 from dagster_project.k8s import op_tags
 from dagster_project.partitions import model_partitions
@@ -24,7 +23,7 @@ class CalibrationConfig(Config):
 
 @asset(
     partitions_def=model_partitions,
-    deps=[base_model],
+    deps=["base_model"],
     group_name="models",
     code_version="1",
     kinds={"huggingface"},

@@ -7,9 +7,6 @@ from pathlib import Path
 
 from dagster import AssetDep, AssetExecutionContext, DataVersion, MaterializeResult, MetadataValue, asset
 
-from dagster_project.assets.base_model import base_model
-from dagster_project.assets.calibration_dataset import calibration_dataset
-from dagster_project.assets.recipe_catalog import recipe as recipe_asset
 from dagster_project.compression.catalog import resolve_recipe, user_recipe_path
 from dagster_project.compression.recipes import check_device
 from dagster_project.compression.oneshot_runner import MANIFEST_FILENAME, compress, is_complete_variant, library_versions
@@ -34,9 +31,9 @@ def variant_version(base_revision: str, recipe_sha: str, calibration_hash: str |
 @asset(
     partitions_def=variant_partitions,
     deps=[
-        AssetDep(base_model, partition_mapping=by_model),
-        AssetDep(calibration_dataset, partition_mapping=by_model),
-        AssetDep(recipe_asset, partition_mapping=by_recipe),
+        AssetDep("base_model", partition_mapping=by_model),
+        AssetDep("calibration_dataset", partition_mapping=by_model),
+        AssetDep("recipe", partition_mapping=by_recipe),
     ],
     group_name="compression",
     code_version=CODE_VERSION,

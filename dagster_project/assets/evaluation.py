@@ -24,8 +24,6 @@ from dagster import (
 )
 from pydantic import Field
 
-from dagster_project.assets.base_model import base_model
-from dagster_project.assets.compressed_model import compressed_model
 from dagster_project.automation.conditions import comparison_condition, evaluation_condition
 from dagster_project.models.catalog import resolve_model
 from dagster_project.compression.oneshot_runner import MANIFEST_FILENAME
@@ -84,7 +82,7 @@ def _limit(config: EvaluationConfig) -> int | None:
 
 
 def _vllm_settings(config: EvaluationConfig):
-    from dagster_project.evaluation.vllm_pipes import VllmSettings
+    from dagster_project.resources.vllm_pipes import VllmSettings
 
     return VllmSettings(**config.vllm.model_dump())
 
@@ -110,7 +108,7 @@ def _run_evaluation(context, config: EvaluationConfig, vllm_pipes, model_path: P
     include = _include_path(config)
     if config.backend == "vllm":
         from dagster_project.evaluation.tasks import write_task_dir
-        from dagster_project.evaluation.vllm_pipes import evaluate_vllm
+        from dagster_project.resources.vllm_pipes import evaluate_vllm
 
         # Shipped tasks with their data on the artifact store, so that a pod sees them too.
         task_dir = write_task_dir(store.layout.root / "eval_tasks" / f"{task_set.name}-{fingerprint}")
@@ -134,7 +132,7 @@ def _run_evaluation(context, config: EvaluationConfig, vllm_pipes, model_path: P
 
 @asset(
     partitions_def=model_partitions,
-    deps=[base_model],
+    deps=["base_model"],
     group_name="evaluation",
     code_version=CODE_VERSION,
     kinds={"python"},
@@ -184,7 +182,7 @@ def base_evaluation(
 
 @asset(
     partitions_def=variant_partitions,
-    deps=[compressed_model, AssetDep(base_evaluation, partition_mapping=by_model)],
+    deps=["compressed_model", AssetDep(base_evaluation, partition_mapping=by_model)],
     group_name="evaluation",
     code_version=CODE_VERSION,
     kinds={"python"},
@@ -323,7 +321,7 @@ def size_reduced(context, artifacts: ArtifactStore) -> AssetCheckResult:
 
 @asset(
     partitions_def=model_partitions,
-    deps=[AssetDep(evaluation_report, partition_mapping=by_model)],
+    deps=[AssetDep("evaluation_report", partition_mapping=by_model)],
     group_name="evaluation",
     code_version=CODE_VERSION,
     kinds={"python"},

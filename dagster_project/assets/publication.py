@@ -5,7 +5,6 @@ import os
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from dagster_project.assets.evaluation import evaluation_report
 from dagster_project.automation.conditions import publication_condition
 from dagster_project.compression.oneshot_runner import MANIFEST_FILENAME
 from dagster_project.evaluation.approval import EVALUATION_FILENAME
@@ -42,7 +41,7 @@ def _load_approved(context, store: StepStorage) -> tuple[str, str, dict, dict, d
 
 @asset(
     partitions_def=variant_partitions,
-    deps=[evaluation_report],
+    deps=["evaluation_report"],
     group_name="publication",
     code_version="1",
     kinds={"huggingface"},
@@ -86,7 +85,7 @@ def hub_release(context: AssetExecutionContext, artifacts: ArtifactStore, hub: H
 
 @asset(
     partitions_def=variant_partitions,
-    deps=[evaluation_report, hub_release],
+    deps=["evaluation_report", hub_release],
     group_name="publication",
     code_version="1",
     kinds={"kubeflow"},

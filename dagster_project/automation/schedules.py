@@ -118,11 +118,8 @@ def decide(instance, model: str, recipe: str, code_version: str | None) -> Decis
     return Decision(model, recipe, "fresh", "up to date")
 
 
-def plan_nightly(instance, code_version: str | None = None) -> list[Decision]:
-    if code_version is None:
-        from dagster_project.assets.compressed_model import CODE_VERSION
-
-        code_version = CODE_VERSION
+def plan_nightly(instance, code_version: str | None) -> list[Decision]:
+    """`code_version`: compressed_model's, as the loaded definitions declare it (None: not compared)."""
     return [decide(instance, m, r, code_version) for m, r in wanted_pairs(instance)]
 
 
@@ -192,7 +189,9 @@ def check_releases(context: ScheduleEvaluationContext, hub: HuggingFaceHubResour
 
 def nightly_run_requests(context: ScheduleEvaluationContext, hub: HuggingFaceHubResource | None = None):
     releases = check_releases(context, hub) if hub is not None else ReleaseCheck(frozenset(), ())
-    decisions = [d for d in plan_nightly(context.instance) if d.model not in releases.models]
+    # The code version comes from the loaded definitions, not from importing the asset module.
+    code_version = context.repository_def.asset_graph.get(COMPRESSED).code_version
+    decisions = [d for d in plan_nightly(context.instance, code_version) if d.model not in releases.models]
     requests = []
     for d in decisions:
         if d.action == "skip":

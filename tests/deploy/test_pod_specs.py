@@ -152,7 +152,7 @@ def test_vllm_pod_needs_the_model_on_the_pvc() -> None:
     from dagster_k8s import PipesK8sClient
 
     from dagster_project.evaluation.tasks import resolve_task_set
-    from dagster_project.evaluation.vllm_pipes import build_invocation, run_k8s
+    from dagster_project.resources.vllm_pipes import build_invocation, run_k8s
 
     inv = build_invocation("/tmp/scratch/models/m/variants/r", resolve_task_set("demo"), "/tmp/scratch/out.json")
     with pytest.raises(RuntimeError, match="models PVC"):

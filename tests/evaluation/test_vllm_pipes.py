@@ -17,9 +17,10 @@ import pytest
 
 from dagster import AssetExecutionContext, PipesSubprocessClient
 
-from dagster_project.evaluation import vllm_pipes, vllm_runner
+from dagster_project.evaluation import vllm_runner
+from dagster_project.resources import vllm_pipes
 from dagster_project.evaluation.tasks import resolve_task_set
-from dagster_project.evaluation.vllm_pipes import VllmSettings, build_invocation
+from dagster_project.resources.vllm_pipes import VllmSettings, build_invocation
 
 from .conftest import add_partitions, eval_run_config, materialize_assets, read, variant_key
 

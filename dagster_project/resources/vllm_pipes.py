@@ -33,7 +33,7 @@ from dagster_project.evaluation.tasks import TaskSet
 PYTHON_ENV = "DMC_VLLM_PYTHON"
 DEFAULT_PYTHON = "/opt/vllm/bin/python"
 RUNNER_ENV = "DMC_VLLM_RUNNER"  # another runner script (a test stand-in, a site-specific wrapper)
-RUNNER_PATH = Path(__file__).with_name("vllm_runner.py")
+RUNNER_PATH = Path(__file__).resolve().parents[1] / "evaluation" / "vllm_runner.py"
 RUNNER_MODULE = "dagster_project.evaluation.vllm_runner"
 IMAGE_PYTHON = "python"  # the evaluation image's venv is first on PATH
 MESSAGE_KIND = "lm_eval_results"  # = vllm_runner.MESSAGE_KIND (the runner may not import this module)
