@@ -17,13 +17,13 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	@touch $@
 
 demo: install          ## build/cache the demo model, materialize the whole graph, print approved models
-	$(BIN)/python -m dagster_project.automation.demo_run
+	$(BIN)/python -m dagster_project.demo_run
 
 test: install          ## start the real Model Registry server, run every test
 	bash scripts/run_tests.sh
 
 ui: install            ## the Dagster UI on http://127.0.0.1:3000 over the demo's instance
-	DAGSTER_HOME=$(CURDIR)/var/dagster_home $(BIN)/python -c "import dagster_project.automation.demo_run as r; r.ensure_dagster_home()"
+	DAGSTER_HOME=$(CURDIR)/var/dagster_home $(BIN)/python -c "import dagster_project.demo_run as r; r.ensure_dagster_home()"
 	DAGSTER_HOME=$(CURDIR)/var/dagster_home $(BIN)/dagster dev -h 127.0.0.1 -p 3000
 
 lookup: install        ## approved models in the registry

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     from dagster_project.models.catalog import resolve_model
     from dagster_project.compression.catalog import resolve_recipe
     from dagster_project.demo.model import build_demo_model
-    from dagster_project.automation.demo_run import materialize_variant_graph
+    from dagster_project.demo_run import materialize_variant_graph
     from dagster_project.evaluation.speed import measure_generation
     from dagster_project.evaluation.tasks import resolve_task_set, write_offline_tasks
 

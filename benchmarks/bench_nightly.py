@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     from dagster import DagsterInstance
 
     from dagster_project.demo.model import build_demo_model
-    from dagster_project.automation.demo_run import materialize_variant_graph
+    from dagster_project.demo_run import materialize_variant_graph
 
     build_demo_model()  # cached per machine; built here only on a machine's first run
     instance = DagsterInstance.get()

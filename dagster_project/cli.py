@@ -7,6 +7,7 @@
     dmc recipes list [--json]        (`recipes recipes-list` / `recipes ls` still work)
     dmc recipes add NAME FILE [--json]
     dmc recipes render NAME [--architecture A]
+    dmc backfill MODEL [--recipes a,b] [--with-base]   (the daemon runs it: dagster dev)
 
 Registry: --registry URL, else $DMC_REGISTRY_URL, else the local SQLite registry. URLs:
 http(s)://host:port (Kubeflow / RHOAI, API v1alpha3 or v1), mlflow+http(s)://host:port (MLflow).
@@ -36,7 +37,7 @@ def _registry_arg(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dmc", description="Dagster model compression: published model lookups.")
-    sub = parser.add_subparsers(dest="group", required=True, metavar="{models,recipes}")
+    sub = parser.add_subparsers(dest="group", required=True, metavar="{models,recipes,backfill}")
     models = sub.add_parser("models", help="published compressed models")
     msub = models.add_subparsers(dest="command", required=True, metavar="{list,show,revoke,serve}")
 
@@ -83,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     rr = rsub.add_parser("render", help="print a recipe's YAML as applied to an architecture")
     rr.add_argument("name")
     rr.add_argument("--architecture", default="LlamaForCausalLM")
+
+    bf = sub.add_parser("backfill", help="backfill one model across its recipes (the daemon runs it)")
+    bf.set_defaults(command="backfill")
+    bf.add_argument("model")
+    bf.add_argument("--recipes", default="", help="comma-separated; default: the model's recipes in models.yaml")
+    bf.add_argument("--with-base", action="store_true", help="also (re)make base_model, calibration, base eval")
     return parser
 
 
@@ -258,6 +265,29 @@ def cmd_recipes_render(args) -> int:
     return 0
 
 
+def cmd_backfill(args) -> int:
+    from dagster import DagsterInstance
+
+    from dagster_project.automation.backfills import launch_backfill, release_partitions
+    from dagster_project.definitions import defs
+    from dagster_project.models.catalog import resolve_model
+    from dagster_project.partitions import model_partitions, recipe_partitions
+
+    recipes = [r for r in args.recipes.split(",") if r] or list(resolve_model(args.model).recipes)
+    if not recipes:
+        print(f"dmc: error: {args.model} lists no recipes in models.yaml: pass --recipes", file=sys.stderr)
+        return 2
+    with DagsterInstance.get() as instance:
+        instance.add_dynamic_partitions(model_partitions.name, [args.model])
+        instance.add_dynamic_partitions(recipe_partitions.name, recipes)
+        backfill_id = launch_backfill(
+            instance, defs.get_repository_def().asset_graph,
+            release_partitions(args.model, recipes, with_base=args.with_base),
+            tags={"dmc/trigger": "backfill"}, title=f"{args.model} × {len(recipes)} recipes")
+    print(f"backfill {backfill_id}: {args.model} × {', '.join(recipes)} (runs when the daemon is up: dagster dev)")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from dagster_project.registry import RegistryError
@@ -268,7 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ("models", "serve"): cmd_serve,
                 ("recipes", "list"): cmd_recipes_list, ("recipes", "recipes-list"): cmd_recipes_list,
                 ("recipes", "ls"): cmd_recipes_list, ("recipes", "add"): cmd_recipes_add,
-                ("recipes", "render"): cmd_recipes_render}
+                ("recipes", "render"): cmd_recipes_render, ("backfill", "backfill"): cmd_backfill}
     try:
         return handlers[args.group, args.command](args)
     except RecipeError as exc:

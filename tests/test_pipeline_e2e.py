@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from dagster_project.automation.demo_run import materialize_variant_graph
+from dagster_project.demo_run import materialize_variant_graph
 
 RECIPES = ["w4a16-rtn", "w4a16-gptq"]
 

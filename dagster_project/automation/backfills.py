@@ -60,38 +60,3 @@ def backfill_in_progress(instance, release: str) -> bool:
         if backfill.tags.get(RELEASE_TAG) == release:
             return True
     return False
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m dagster_project.automation.backfills MODEL [--recipes a,b] [--with-base]`."""
-    import argparse
-
-    from dagster import DagsterInstance
-
-    parser = argparse.ArgumentParser(description="Backfill one model across its recipes (the daemon runs it).")
-    parser.add_argument("model")
-    parser.add_argument("--recipes", default="", help="comma-separated; default: the model's recipes in models.yaml")
-    parser.add_argument("--with-base", action="store_true", help="also (re)make base_model, calibration, base eval")
-    args = parser.parse_args(argv)
-    from dagster_project.models.catalog import resolve_model
-    from dagster_project.definitions import defs
-    from dagster_project.partitions import model_partitions, recipe_partitions
-
-    recipes = [r for r in args.recipes.split(",") if r] or list(resolve_model(args.model).recipes)
-    if not recipes:
-        parser.error(f"{args.model} lists no recipes in models.yaml: pass --recipes")
-    with DagsterInstance.get() as instance:
-        instance.add_dynamic_partitions(model_partitions.name, [args.model])
-        instance.add_dynamic_partitions(recipe_partitions.name, recipes)
-        backfill_id = launch_backfill(
-            instance, defs.get_repository_def().asset_graph,
-            release_partitions(args.model, recipes, with_base=args.with_base),
-            tags={"dmc/trigger": "backfill"}, title=f"{args.model} × {len(recipes)} recipes")
-    print(f"backfill {backfill_id}: {args.model} × {', '.join(recipes)} (runs when the daemon is up: dagster dev)")
-    return 0
-
-
-if __name__ == "__main__":
-    import sys
-
-    sys.exit(main())

@@ -16,7 +16,7 @@ import json
 import pytest
 
 from dagster_project.compression.catalog import register_user_recipe
-from dagster_project.automation.demo_run import materialize_variant_graph
+from dagster_project.demo_run import materialize_variant_graph
 
 RECIPE = "w2-rtn-destructive"
 RECIPE_YAML = """\
@@ -101,7 +101,7 @@ def _assert_not_published(instance, vdir, part):
 
 @pytest.mark.slow
 def test_two_bit_rtn_failing_recovery_blocks_publication(demo_model, project_state, dagster_instance, monkeypatch):
-    """The same graph steps as automation/demo_run.py's materialize_variant_graph, with the threshold at 99 %."""
+    """The same graph steps as demo_run.py's materialize_variant_graph, with the threshold at 99 %."""
     from dagster_project import definitions as d
     from dagster_project.artifacts import ArtifactStore
 

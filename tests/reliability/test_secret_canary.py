@@ -88,7 +88,7 @@ def canary_run(demo_model, tmp_path_factory):
                 env.pop("DMC_REGISTRY_URL", None)
             # HF_HUB_OFFLINE stays 1 for datasets; the Hub client may talk to the loopback Hub.
             env["HF_HUB_OFFLINE"] = "0"
-            done = subprocess.run([sys.executable, "-m", "dagster_project.automation.demo_run", "--recipes", RECIPE],
+            done = subprocess.run([sys.executable, "-m", "dagster_project.demo_run", "--recipes", RECIPE],
                                   cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
             assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
             repo = f"canary-org/demo-llama-{RECIPE}"
