@@ -194,3 +194,10 @@ def test_a_clean_synthetic_package_passes():
         "dagster_project.models.catalog": "from dagster_project.models.keys import x\nfrom dagster_project.compression import recipes",
         "dagster_project.evaluation": "from dagster_pipes import open_dagster_pipes",
     })) == []
+
+
+def test_the_images_are_sent_the_package_not_the_tests():
+    for ignore in sorted((ROOT / "deploy" / "docker").glob("*.dockerignore")):
+        sent = [line[1:] for line in ignore.read_text().splitlines() if line.startswith("!")]
+        assert "dagster_project/**" in sent, ignore
+        assert not [s for s in sent if s.split("/")[0] in ("tests", "benchmarks")], (ignore, sent)
