@@ -14,6 +14,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_EVALUATE_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Quiet in tests: progress reaches the Dagster event log (where tests assert it), not bars or
+# llmcompressor's own console lines on the terminal.
+os.environ.setdefault("TQDM_DISABLE", "1")
+os.environ.setdefault("LLM_COMPRESSOR_LOG_LEVEL", "WARNING")
 
 
 @pytest.fixture(scope="session")
