@@ -20,7 +20,11 @@ from dagster_project.compression.recipes import (
 
 def check_with_llmcompressor(recipe: ResolvedRecipe) -> None:
     """Build the recipe with llmcompressor's parser, the one `oneshot` uses; refuse what it refuses."""
-    from llmcompressor.recipe import Recipe
+    try:
+        from llmcompressor.recipe import Recipe
+    except ImportError as exc:
+        raise RecipeError(f"recipe {recipe.name!r} cannot be checked: llmcompressor is not installed "
+                          f"({exc.name}); install the 'compress' extra") from None
     from pydantic import ValidationError
 
     try:
