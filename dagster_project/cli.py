@@ -17,6 +17,7 @@ Exit codes: 0 ok, 1 nothing matched / not found, 2 error.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -240,6 +241,15 @@ def cmd_recipes_list(args) -> int:
 
 def cmd_recipes_add(args) -> int:
     import os
+
+    # llmcompressor validates the recipe. Its console log binds to sys.stdout when it is imported, and
+    # stdout is for data (`--json`): bind it to stderr, quiet below ERROR unless the user says otherwise.
+    os.environ.setdefault("LLM_COMPRESSOR_LOG_LEVEL", "ERROR")
+    with contextlib.redirect_stdout(sys.stderr):
+        try:
+            import llmcompressor  # noqa: F401
+        except ImportError:
+            pass  # registration says what is missing
 
     from dagster_project.automation.recipe_registration import register_recipe
     from dagster_project.artifacts import ArtifactStore

@@ -14,6 +14,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_EVALUATE_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# huggingface_hub sends LFS-mode files through Xet whenever hf_xet is installed; the loopback Hub
+# serves the git-lfs protocol (batch, upload, verify) but no Xet storage.
+os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
+# Quiet in tests: progress reaches the Dagster event log (where tests assert it), not bars or
+# llmcompressor's own console lines on the terminal.
+os.environ.setdefault("TQDM_DISABLE", "1")
+os.environ.setdefault("LLM_COMPRESSOR_LOG_LEVEL", "WARNING")
 
 
 @pytest.fixture(scope="session")

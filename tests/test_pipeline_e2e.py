@@ -62,6 +62,16 @@ def test_every_stage_materialized_and_approved(graph_run):
         assert {r["task"] for r in report["recoveries"]} == {"dmc_jargon_ppl", "dmc_jargon_lastword"}
 
 
+def test_evaluation_logs_progress_per_batch_of_requests(graph_run):
+    instance, _, _ = graph_run
+    messages = [e.user_message for run in instance.get_runs() for e in instance.all_logs(run.run_id)
+                if e.dagster_event is None]
+    batches = [m for m in messages if m.startswith("lm-eval loglikelihood: batch ")]
+    finished = [m for m in messages if m.startswith("lm-eval loglikelihood: ") and " requests in " in m]
+    # The base and each variant are evaluated: each evaluation logs its first batch and its total.
+    assert len(batches) >= 1 + len(RECIPES) and len(finished) >= 1 + len(RECIPES), messages
+
+
 def test_registry_holds_lineage(graph_run):
     from dagster_project.registry import open_registry
 

@@ -117,33 +117,20 @@ def describe_model_folder(folder: Path) -> dict:
 
 
 def _safetensors_param_count(path: Path) -> int:
-    """Read the safetensors header only: a corrupt file fails here, before any compression."""
-    import struct
+    """Read the safetensors header only (the safetensors library; no tensor is loaded): a corrupt or
+    truncated file fails here, before any compression."""
+    from math import prod
 
-    with open(path, "rb") as f:
-        raw = f.read(8)
-        if len(raw) != 8:
-            raise ValueError(f"{path} is not a safetensors file (truncated header)")
-        (n,) = struct.unpack("<Q", raw)
-        if n <= 0 or n > 100 * 2**20:
-            raise ValueError(f"{path} is not a valid safetensors file (header length {n})")
-        try:
-            header = json.loads(f.read(n))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ValueError(f"{path} is not a valid safetensors file (unreadable header)") from None
-    total, data_end = 0, 0
-    for name, meta in header.items():
-        if name == "__metadata__":
-            continue
-        count = 1
-        for dim in meta["shape"]:
-            count *= dim
-        total += count
-        data_end = max(data_end, int(meta.get("data_offsets", (0, 0))[1]))
-    size = path.stat().st_size
-    if 8 + n + data_end > size:  # e.g. an interrupted download or copy
-        raise ValueError(f"{path} is truncated: its header describes {8 + n + data_end} bytes, the file has {size}")
-    return total
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            return sum(prod(f.get_slice(name).get_shape()) for name in f.keys())
+    except SafetensorError as exc:
+        reason = str(exc).removeprefix("Error while deserializing header: ")
+        if "incomplete metadata" in reason:  # e.g. an interrupted download or copy
+            raise ValueError(f"{path} is truncated: its header describes more bytes than the file has ({reason})") from None
+        raise ValueError(f"{path} is not a valid safetensors file ({reason})") from None
 
 
 def folder_content_hash(folder: Path) -> str:

@@ -124,7 +124,7 @@ def _run_evaluation(context, config: EvaluationConfig, vllm_pipes, model_path: P
 
     speed = asdict(measure_generation(model_path, device=device))
     result = evaluate_hf(model_path, task_set, device=device, batch_size=batch_size, include_path=include,
-                         limit=_limit(config))
+                         limit=_limit(config), log=context.log.info)
     store.write_json(results_path, {"results": result.raw, "backend": "hf", "lm_eval_version": result.lm_eval_version,
                                     "eval_seconds": result.eval_seconds, "model_path": str(model_path)})
     return add_derived_scores(result, model_path, _limit(config)), speed

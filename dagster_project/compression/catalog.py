@@ -24,6 +24,9 @@ def register_user_recipe(recipes_dir: Path, name: str, yaml_text: str) -> Resolv
     if name in BUILTIN_RECIPES:
         raise RecipeError(f"{name!r} is a built-in recipe name; choose another name for your recipe")
     recipe = parse_user_recipe(name, yaml_text)
+    from dagster_project.compression.recipe_check import check_with_llmcompressor  # imports llmcompressor
+
+    check_with_llmcompressor(recipe)
     path = user_recipe_path(recipes_dir, name)
     write_text_atomic(path, yaml_text)
     return recipe

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -84,13 +83,17 @@ def _run_oneshot(base_dir, recipe, out, calibration_dir, device, log) -> Compres
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from dagster_project.compression.memory import PeakMemory
+    from dagster_project.compression.progress import compression_progress
+    from dagster_project.compression.recipe_check import check_against_model, check_with_llmcompressor
 
+    check_with_llmcompressor(recipe)  # before any weights load
     started = time.perf_counter()
     # Measured from here, after the imports: the memory this compression needs, not the process's.
     with PeakMemory(device) as peak:
         log(f"loading base model from {base_dir}")
         model = AutoModelForCausalLM.from_pretrained(base_dir, dtype="auto", device_map=device)
         tokenizer = AutoTokenizer.from_pretrained(base_dir)
+        check_against_model(recipe, model)
         kwargs = {}
         if recipe.calibrated:
             from datasets import load_from_disk
@@ -104,7 +107,7 @@ def _run_oneshot(base_dir, recipe, out, calibration_dir, device, log) -> Compres
             )
             log(f"calibrating on {len(dataset)} samples")
         log(f"running oneshot with recipe {recipe.name} ({', '.join(recipe.modifiers)})")
-        with _layer_progress(model, log):
+        with compression_progress(model, log):
             oneshot(model=model, recipe=recipe.yaml_text, **kwargs)
         quantized = sum(1 for m in model.modules() if getattr(m, "quantization_scheme", None) is not None)
         model.save_pretrained(out, save_compressed=True)
@@ -125,26 +128,3 @@ def _run_oneshot(base_dir, recipe, out, calibration_dir, device, log) -> Compres
     log(f"compressed in {wall:.1f} s: {base_size / 2**20:.1f} MB → {size / 2**20:.1f} MB, "
         f"{quantized} quantized modules, peak RSS {peak.rss_mb:.0f} MB (+{peak.increase_mb:.0f} MB)")
     return result
-
-
-@contextmanager
-def _layer_progress(model, log: Callable[[str], None]):
-    """Log each decoder layer the first time calibration runs it: progress of a long GPTQ/AWQ run.
-
-    Data-free recipes run no forward pass, so they log nothing here.
-    """
-    names = set(getattr(model, "_no_split_modules", None) or ())
-    layers = [m for m in model.modules() if type(m).__name__ in names]
-    seen: set[int] = set()
-    handles = []
-    for index, layer in enumerate(layers, 1):
-        def hook(module, args, index=index):
-            if index not in seen:
-                seen.add(index)
-                log(f"calibration: layer {index}/{len(layers)} ({type(module).__name__})")
-        handles.append(layer.register_forward_pre_hook(hook))
-    try:
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()

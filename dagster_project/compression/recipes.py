@@ -29,6 +29,14 @@ CALIBRATED_MODIFIERS = frozenset({
     "GPTQModifier", "AWQModifier", "SmoothQuantModifier", "SparseGPTModifier",
     "WandaPruningModifier", "LogarithmicEqualizationModifier", "AutoRoundModifier",
 })
+# Modifiers that quantize weights (llmcompressor 0.14's QuantizationMixin).
+QUANTIZING_MODIFIERS = frozenset({"QuantizationModifier", "GPTQModifier", "AutoRoundModifier"})
+# Modifiers that rescale or rotate weights: they must run before the quantizer rounds those weights.
+PRE_QUANTIZATION_MODIFIERS = frozenset({
+    "SmoothQuantModifier", "LogarithmicEqualizationModifier", "AWQModifier", "QuIPModifier", "SpinQuantModifier",
+})
+# Ignore patterns that match every module.
+MATCH_EVERYTHING = frozenset({"re:.*", "re:.+", "re:^.*$", "re:.*?"})
 # Preset schemes that need calibration data even under QuantizationModifier (static activations).
 CALIBRATED_SCHEMES = frozenset({"FP8", "W8A8_FP8_STATIC", "NVFP4", "MXFP4", "W4A8"})
 
@@ -169,6 +177,9 @@ def parse_user_recipe(name: str, yaml_text: str) -> ResolvedRecipe:
     schemes = [s for s in _find_key(doc, "scheme") if isinstance(s, str)]
     for scheme in schemes:
         _check_scheme(name, scheme)
+    conflict = find_conflict(doc)
+    if conflict:
+        raise RecipeError(f"recipe {name!r} contradicts itself: {conflict}")
     requires_gpu = "AWQModifier" in modifiers
     calibrated = bool(set(modifiers) & CALIBRATED_MODIFIERS) or any(s.upper() in CALIBRATED_SCHEMES for s in schemes)
     return ResolvedRecipe(
@@ -209,6 +220,63 @@ def _check_scheme(name: str, scheme: str) -> None:
         _SchemeName(scheme=scheme)
     except ValidationError as exc:
         raise RecipeError(f"recipe {name!r}: {exc.errors()[0]['msg']}") from None
+
+
+def find_conflict(doc: dict) -> str | None:
+    """The first contradiction between a recipe's modifiers that llmcompressor would run without complaint."""
+    skipped = [stage for stage, body in doc.items() if not str(stage).endswith("_stage") and _modifier_names({stage: body})]
+    if skipped:
+        # llmcompressor's Recipe.from_dict reads only '<name>_stage' keys: the rest would compress nothing.
+        return (f"stage {skipped[0]!r} is not named '<name>_stage', so llmcompressor would skip its modifiers "
+                f"and produce an uncompressed model; rename it (e.g. {str(skipped[0]) + '_stage'!r})")
+    mods = modifiers_in_order(doc)
+    quantizers = [(n, a) for n, a in mods if n in QUANTIZING_MODIFIERS]
+    for index, (mod, _) in enumerate(mods):
+        earlier = [n for n, _ in mods[:index] if n in QUANTIZING_MODIFIERS]
+        if mod in PRE_QUANTIZATION_MODIFIERS and earlier:
+            return (f"{mod} comes after {earlier[0]}; it rescales weights that {earlier[0]} has already rounded, "
+                    f"so put {mod} first")
+    for i, (first, a) in enumerate(quantizers):
+        for second, b in quantizers[i + 1:]:
+            shared = sorted(set(modifier_targets(a)) & set(modifier_targets(b)))
+            if shared:
+                return (f"{first} and {second} both quantize {', '.join(shared)} "
+                        f"({_scheme_of(a)} vs {_scheme_of(b)}); keep one quantizer per layer")
+    for mod, args in mods:
+        ignore = set(as_list(args.get("ignore")))
+        everything = ignore & MATCH_EVERYTHING
+        if everything or (mod in QUANTIZING_MODIFIERS and set(modifier_targets(args)) <= ignore):
+            pattern = sorted(everything or set(modifier_targets(args)))[0]
+            return f"{mod}'s ignore list ({pattern!r}) excludes every layer it targets, so it would change nothing"
+    return None
+
+
+def modifiers_in_order(doc: dict) -> list[tuple[str, dict]]:
+    """(modifier, arguments) in the order llmcompressor applies them: stage by stage, group by group."""
+    out = []
+    for stage in doc.values():
+        if isinstance(stage, dict):
+            for key, group in stage.items():
+                if str(key).endswith("_modifiers") and isinstance(group, dict):
+                    out.extend((mod, args if isinstance(args, dict) else {}) for mod, args in group.items())
+    return out
+
+
+def as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else [str(v) for v in value]
+
+
+def modifier_targets(args: dict) -> list[str]:
+    if isinstance(args.get("config_groups"), dict):
+        return [t for group in args["config_groups"].values() if isinstance(group, dict)
+                for t in as_list(group.get("targets"))]
+    return as_list(args.get("targets", ["Linear"]))  # llmcompressor's default target
+
+
+def _scheme_of(args: dict) -> str:
+    return str(args.get("scheme") or ("config_groups" in args and "config_groups") or "no scheme")
 
 
 def _modifier_names(doc: Any) -> list[str]:

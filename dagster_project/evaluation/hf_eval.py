@@ -8,6 +8,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from dagster_project.evaluation.tasks import TaskSet, write_offline_tasks
 
@@ -57,11 +58,16 @@ def evaluate_hf(
     batch_size: int | str = 8,
     include_path: str | None = None,
     limit: int | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> EvalResult:
     import lm_eval
     from lm_eval.tasks import TaskManager
 
     started = time.perf_counter()
+    # The same construction simple_evaluate does for model="hf", with a progress line per batch of requests.
+    lm = progress_hflm_class().create_from_arg_string(
+        hf_model_args(model_path), {"batch_size": batch_size, "max_batch_size": None, "device": device})
+    lm.progress = BatchProgress(log or (lambda _: None))
     with tempfile.TemporaryDirectory(prefix="dmc-tasks-") as tmp:
         paths = [str(write_offline_tasks(Path(tmp)))]
         if include_path:
@@ -75,8 +81,7 @@ def evaluate_hf(
         for shots, names in by_shots.items():
             task_limit = limit or next((t.limit for t in task_set.tasks if t.name in names and t.limit), None)
             out = lm_eval.simple_evaluate(
-                model="hf",
-                model_args=hf_model_args(model_path),
+                model=lm,
                 tasks=names,
                 num_fewshot=shots,
                 batch_size=batch_size,
@@ -96,6 +101,63 @@ def evaluate_hf(
         eval_seconds=round(time.perf_counter() - started, 2), device=device,
         lm_eval_version=version("lm-eval"), raw=merged["results"],
     )
+
+
+class BatchProgress:
+    """One log line per batch of lm-eval requests, at most one every `interval_s` (first and last always)."""
+
+    def __init__(self, log: Callable[[str], None], interval_s: float = 10.0):
+        self.log, self.interval_s = log, interval_s
+        self.kind, self.requests, self.expected, self.done, self.started, self.last = "", 0, 0, 0, 0.0, 0.0
+
+    def begin(self, kind: str, requests: int, batch_size) -> None:
+        self.kind, self.requests, self.done = kind, requests, 0
+        self.expected = math.ceil(requests / batch_size) if isinstance(batch_size, int) and batch_size > 0 else 0
+        self.started = self.last = time.perf_counter()
+
+    def batch(self) -> None:
+        self.done += 1
+        now = time.perf_counter()
+        if self.done == 1 or now - self.last >= self.interval_s:
+            self.last = now
+            of = f"/{self.expected}" if self.expected else ""
+            self.log(f"lm-eval {self.kind}: batch {self.done}{of} ({self.requests} requests), {now - self.started:.0f} s")
+
+    def end(self) -> None:
+        self.log(f"lm-eval {self.kind}: {self.requests} requests in {self.done} batches, "
+                 f"{time.perf_counter() - self.started:.0f} s")
+
+
+def progress_hflm_class():
+    """lm-eval's HFLM, reporting each model call (one batch of requests) to `self.progress`."""
+    from lm_eval.models.huggingface import HFLM
+
+    class ProgressHFLM(HFLM):
+        progress = BatchProgress(lambda _: None)
+
+        def _loglikelihood_tokens(self, requests, *args, **kwargs):
+            self.progress.begin("loglikelihood", len(requests), self.batch_size)
+            out = super()._loglikelihood_tokens(requests, *args, **kwargs)
+            self.progress.end()
+            return out
+
+        def generate_until(self, requests, *args, **kwargs):
+            self.progress.begin("generate_until", len(requests), self.batch_size)
+            out = super().generate_until(requests, *args, **kwargs)
+            self.progress.end()
+            return out
+
+        def _model_call(self, *args, **kwargs):
+            out = super()._model_call(*args, **kwargs)
+            self.progress.batch()
+            return out
+
+        def _model_generate(self, *args, **kwargs):
+            out = super()._model_generate(*args, **kwargs)
+            self.progress.batch()
+            return out
+
+    return ProgressHFLM
 
 
 def parse_results(results: dict) -> list[TaskScore]:

@@ -1,15 +1,14 @@
 """Idempotent publication of a model folder (plus its model card) to the Hugging Face Hub.
 
-Local files are compared with the remote head by content hash (git blob sha1 for regular files,
-sha256 for LFS files — what ``model_info(files_metadata=True)`` reports on the real Hub and on
-the loopback server), and a commit is created only when something differs. The token is never
-logged nor put into an exception message.
+``HfApi.upload_folder`` does the diffing: the Hub's preupload answer gives each remote file's oid
+(git blob sha1, or sha256 for LFS files), the client drops unchanged files and makes no commit when
+nothing differs, and ``delete_patterns`` removes remote files absent locally (``.gitattributes`` is
+kept). The token is never logged nor put into an exception message.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,8 +19,6 @@ from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponen
 logger = logging.getLogger(__name__)
 
 CARD_FILENAME = "README.md"
-# Remote files that the publisher never deletes even if they are not in the local folder.
-KEEP_REMOTE = frozenset({".gitattributes"})
 # Local files that are never uploaded: bookkeeping written *after* publication, caches, temp files.
 DEFAULT_IGNORE_PATTERNS: tuple[str, ...] = ("hub_release.json", ".*", "*/.*", "*.tmp", "*.partial", "*.lock")
 # 412: the branch moved between the diff and the commit (parent_commit check): diff again.
@@ -61,30 +58,6 @@ def hub_uri(repo_id: str, commit_sha: str) -> str:
     return f"hf://{repo_id}@{commit_sha}"
 
 
-@dataclass(frozen=True)
-class _LocalFile:
-    path_in_repo: str
-    source: Path | bytes
-    size: int
-    sha256: str
-    git_sha1: str
-
-
-def _hash_file(path: Path) -> tuple[int, str, str]:
-    size = path.stat().st_size
-    sha256 = hashlib.sha256()
-    sha1 = hashlib.sha1(b"blob %d\0" % size)
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            sha256.update(chunk)
-            sha1.update(chunk)
-    return size, sha256.hexdigest(), sha1.hexdigest()
-
-
-def _hash_bytes(data: bytes) -> tuple[int, str, str]:
-    return len(data), hashlib.sha256(data).hexdigest(), hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-
-
 def _ignored(rel: str, patterns: Iterable[str]) -> bool:
     parts = rel.split("/")
     for pat in patterns:
@@ -95,31 +68,21 @@ def _ignored(rel: str, patterns: Iterable[str]) -> bool:
     return False
 
 
-def local_files(folder: Path, card_markdown: str, ignore_patterns: Iterable[str] = DEFAULT_IGNORE_PATTERNS) -> dict[str, _LocalFile]:
-    """What the repo must contain: the folder's files (minus ignored ones) with the card as README.md."""
+def stage_upload(folder: Path, card_markdown: str, staging: Path,
+                 ignore_patterns: Iterable[str] = DEFAULT_IGNORE_PATTERNS) -> list[str]:
+    """What the repo must contain, laid out in `staging` for upload_folder: links to the folder's files
+    (minus ignored ones) and the card as README.md. Returns the paths in the repo."""
     patterns = tuple(ignore_patterns)
-    out: dict[str, _LocalFile] = {}
+    paths = []
     for p in sorted(folder.rglob("*")):
-        if not p.is_file():
-            continue
         rel = p.relative_to(folder).as_posix()
-        if rel == CARD_FILENAME or _ignored(rel, patterns):
+        if not p.is_file() or rel == CARD_FILENAME or _ignored(rel, patterns):
             continue
-        size, sha256, sha1 = _hash_file(p)
-        out[rel] = _LocalFile(rel, p, size, sha256, sha1)
-    card = card_markdown.encode("utf-8")
-    out[CARD_FILENAME] = _LocalFile(CARD_FILENAME, card, *_hash_bytes(card))
-    return out
-
-
-def _same(local: _LocalFile, sibling) -> bool:
-    if sibling is None:
-        return False
-    if sibling.lfs is not None:
-        return sibling.lfs.sha256 == local.sha256 and sibling.lfs.size == local.size
-    if sibling.blob_id is not None:
-        return sibling.blob_id == local.git_sha1
-    return False
+        (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+        (staging / rel).symlink_to(p.resolve())
+        paths.append(rel)
+    (staging / CARD_FILENAME).write_text(card_markdown, encoding="utf-8")
+    return [*paths, CARD_FILENAME]
 
 
 def _status(exc: BaseException) -> int | None:
@@ -192,11 +155,11 @@ def publish_folder(
     elif organization and repo_id.split("/")[0] != organization:
         raise PublicationError(f"repo_id {repo_id!r} is not in the organization {organization!r}")
 
-    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
+    import tempfile
+
+    from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
-    ignore_patterns_t = tuple(ignore_patterns)
-    files = local_files(folder, card_markdown, ignore_patterns_t)
     api = HfApi(endpoint=endpoint, token=token, library_name="dagster-model-compression")
     repo_url = f"{api.endpoint.rstrip('/')}/{repo_id}"
 
@@ -212,36 +175,23 @@ def publish_folder(
     )
     def attempt() -> HubPublication:
         try:
-            info = api.model_info(repo_id, revision=revision, files_metadata=True)
+            head = api.model_info(repo_id, revision=revision).sha
         except RepositoryNotFoundError:
             # Checked first because create_repo(exist_ok=True) with a read-only token mishandles
             # custom endpoints in huggingface_hub 1.x; only create what does not exist.
             api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-            info = api.model_info(repo_id, revision=revision, files_metadata=True)
-        head = info.sha
-        remote = {s.rfilename: s for s in (info.siblings or [])}
-        adds = [f for rel, f in files.items() if not _same(f, remote.get(rel))]
-        deletes = (
-            [rel for rel in remote if rel not in files and rel not in KEEP_REMOTE and not _ignored(rel, ignore_patterns_t)]
-            if delete_stale
-            else []
-        )
-        if not adds and not deletes:
-            logger.info("%s@%s already holds these %d files; no commit", repo_id, head, len(files))
-            return HubPublication(repo_id, head, repo_url, created_commit=False)
-        operations = [
-            CommitOperationAdd(path_in_repo=f.path_in_repo, path_or_fileobj=f.source if isinstance(f.source, bytes) else str(f.source))
-            for f in adds
-        ] + [CommitOperationDelete(path_in_repo=rel) for rel in deletes]
-        logger.info("Publishing %s: %d file(s) changed, %d deleted, on top of %s", repo_id, len(adds), len(deletes), head)
-        commit = api.create_commit(
-            repo_id,
-            operations=operations,
-            commit_message=commit_message,
-            revision=revision,
-            parent_commit=head,
-        )
+            head = api.model_info(repo_id, revision=revision).sha
+        with tempfile.TemporaryDirectory(prefix="dmc-hub-upload-") as staging:
+            paths = stage_upload(folder, card_markdown, Path(staging), ignore_patterns)
+            logger.info("Publishing %s: %d file(s) on top of %s", repo_id, len(paths), head)
+            # parent_commit: a concurrent push makes this attempt fail (412) and be redone.
+            commit = api.upload_folder(
+                repo_id=repo_id, folder_path=staging, revision=revision, commit_message=commit_message,
+                parent_commit=head, delete_patterns="*" if delete_stale else None,
+            )
         created = commit.oid != head
+        if not created:
+            logger.info("%s@%s already holds these %d files; no commit", repo_id, head, len(paths))
         return HubPublication(repo_id, commit.oid, repo_url, created_commit=created)
 
     try:

@@ -70,21 +70,19 @@ LEFT JOIN artifacts a ON a.version_id = v.id
 """
 
 
-def _enable_wal(con: sqlite3.Connection, attempts: int = 100) -> None:
+def _enable_wal(con: sqlite3.Connection) -> None:
     """Switching to WAL takes an exclusive lock and SQLite does not wait on a busy handler for it:
     two processes opening a new registry at once get "database is locked". Retry, bounded (~10 s)."""
-    import time
+    from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_fixed
 
-    for attempt in range(attempts):
-        try:
-            if con.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
-                return
-            con.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or attempt == attempts - 1:
-                raise
-            time.sleep(0.1)
+    def locked(exc: BaseException) -> bool:
+        return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+
+    for attempt in Retrying(retry=retry_if_exception(locked), stop=stop_after_attempt(100), wait=wait_fixed(0.1),
+                            reraise=True):
+        with attempt:
+            if con.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                con.execute("PRAGMA journal_mode=WAL")
 
 
 class LocalRegistry(RegistryBackend):

@@ -100,10 +100,12 @@ class HuggingFaceHubResource(ConfigurableResource):
         """Every model repo of `author` with the commit `main` points at (one paginated listing).
 
         The same request as `HfApi.list_models(author=..., expand=["sha", "usedStorage"])`, with
-        a timeout (list_models has none, and the client's default is to wait forever).
+        a timeout: list_models takes none and huggingface_hub 1.x's client waits forever by default,
+        which would hang a sensor tick. `paginate` and `build_hf_headers` are what list_models uses,
+        both exported by `huggingface_hub.utils`.
         """
-        from huggingface_hub.hf_api import ModelInfo
-        from huggingface_hub.utils import paginate
+        from huggingface_hub import ModelInfo
+        from huggingface_hub.utils import build_hf_headers, paginate
 
         if self.offline:
             raise HubUnavailable("the Hub resource is configured offline")
@@ -112,7 +114,9 @@ class HuggingFaceHubResource(ConfigurableResource):
             items = paginate(
                 f"{api.endpoint}/api/models",
                 params={"author": author, "expand": ["sha", "usedStorage"]},
-                headers=api._build_hf_headers(),
+                headers=build_hf_headers(token=api.token, library_name=api.library_name,
+                                         library_version=api.library_version, user_agent=api.user_agent,
+                                         headers=api.headers),
                 timeout=timeout,
             )
             out = []

@@ -33,9 +33,16 @@ def test_recipe_compresses_reloads_and_generates(name, demo_model, calibration, 
 
     recipe = resolve_builtin(name, "LlamaForCausalLM")
     out = tmp_path / name
+    lines: list[str] = []
     result = compress(demo_model, recipe, out, calibration_dir=calibration if recipe.calibrated else None,
-                      log=lambda m: None)
+                      log=lines.append)
     assert is_complete_variant(out)
+    # Per-layer progress for the algorithms that work layer by layer, and nothing of it for the others.
+    layers = json.loads((demo_model / "config.json").read_text())["num_hidden_layers"]
+    for modifier, label in (("GPTQModifier", "GPTQ"), ("SparseGPTModifier", "SparseGPT")):
+        seen = [m.split(",")[0] for m in lines if m.startswith(f"{label}: layer ")]
+        expected = [f"{label}: layer {i}/{layers} (model.layers.{i - 1})" for i in range(1, layers + 1)]
+        assert seen == (expected if modifier in recipe.modifiers else []), lines
     config = json.loads((out / "config.json").read_text())
     assert config["quantization_config"]["quant_method"] == "compressed-tensors"
     assert (out / "recipe.yaml").read_text() == recipe.yaml_text

@@ -6,8 +6,8 @@ import shutil
 import pytest
 from dagster import MultiPartitionKey, materialize
 
-RECIPE_V1 = "s:\n  m_modifiers:\n    QuantizationModifier: {scheme: W8A16, targets: [Linear], ignore: [lm_head]}\n"
-RECIPE_V2 = "s:\n  m_modifiers:\n    QuantizationModifier: {scheme: W4A16, targets: [Linear], ignore: [lm_head]}\n"
+RECIPE_V1 = "quant_stage:\n  m_modifiers:\n    QuantizationModifier: {scheme: W8A16, targets: [Linear], ignore: [lm_head]}\n"
+RECIPE_V2 = "quant_stage:\n  m_modifiers:\n    QuantizationModifier: {scheme: W4A16, targets: [Linear], ignore: [lm_head]}\n"
 
 
 def _status(instance, key, partition):

@@ -1,6 +1,7 @@
 """User task folders (`include_path`) and the base model evaluated once per (revision, task set)."""
 
 import io
+import re
 
 import pytest
 
@@ -29,7 +30,13 @@ def test_user_task_yaml_with_lm_eval(demo_model, user_tasks):
     """The user's YAML over the local jsonl runs in real lm-eval next to the shipped tasks."""
     from dagster_project.evaluation.hf_eval import evaluate_hf
 
-    result = evaluate_hf(demo_model, resolve_task_set("tiny", user_tasks), include_path=str(user_tasks))
+    progress: list[str] = []
+    result = evaluate_hf(demo_model, resolve_task_set("tiny", user_tasks), include_path=str(user_tasks),
+                         log=progress.append)
+    # Progress per batch of requests: the first batch and the total, at most one line per 10 s between.
+    assert progress[0].startswith("lm-eval loglikelihood: batch 1/"), progress
+    total = re.match(r"lm-eval loglikelihood: (\d+) requests in (\d+) batches", progress[-1])
+    assert total and int(total[1]) >= 12 and 1 <= int(total[2]) <= int(total[1]), progress
     acc = result.score("tiny_cloze", "acc")
     assert acc is not None and acc.higher_is_better and 0.25 < acc.value <= 1.0
     assert result.raw["tiny_cloze"]["sample_len"] == 12  # every item of the user's jsonl was evaluated

@@ -12,9 +12,13 @@ The unmodified ``huggingface_hub`` 1.x client works against it when pointed at `
   with ``X-Repo-Commit``, ``ETag``/``X-Linked-Etag``, ``Content-Length``, ``Range``);
 * ``create_repo`` (409 when it exists), ``delete_repo``, ``update_repo_settings``,
   ``create_tag``, ``create_branch``, ``upload_file`` / ``upload_folder`` / ``create_commit``
-  (``/preupload`` answers ``uploadMode: regular`` for every file, so neither LFS nor Xet is
-  ever used; the NDJSON ``/commit`` body carries base64 content), ``/api/validate-yaml``,
-  ``/api/whoami-v2``.
+  as the Hub answers them: ``/preupload`` says ``lfs`` for files that ``.gitattributes`` sends to
+  LFS or that are 10 MiB or larger (with the stored sha256 as their oid, so unchanged files are
+  skipped), the client then uses the git-lfs batch API (``/{repo}.git/info/lfs/objects/batch``),
+  PUTs each object to a one-time upload link and POSTs ``verify``; small files travel base64 in
+  the NDJSON ``/commit`` body. Xet is not served: huggingface_hub uses Xet whenever ``hf_xet`` is
+  installed, so clients of this server set ``HF_HUB_DISABLE_XET=1`` (tests/conftest.py does).
+  ``/api/validate-yaml``, ``/api/whoami-v2``.
 
 Errors carry the headers the client turns into typed exceptions (``X-Error-Code``:
 ``RepoNotFound``, ``GatedRepo``, ``RevisionNotFound``, ``EntryNotFound``). Tokens come from a
@@ -40,6 +44,7 @@ import itertools
 import json
 import os
 import re
+import secrets
 import socket
 import threading
 from collections.abc import Iterator, Mapping
@@ -170,6 +175,7 @@ class HubServer:
         self._host = host
         self._port = port
         self._lock = threading.RLock()
+        self._lfs_tickets: dict[str, tuple[str, int]] = {}  # one-time upload links from the LFS batch API
         self._repos: dict[str, dict] = {}
         self._card_cache: dict[str, dict | None] = {}
         self._counter = itertools.count()
@@ -573,6 +579,10 @@ class _HubHTTPServer(ThreadingHTTPServer):
 # ---------------------------------------------------------------------- HTTP layer
 
 _API_REPO_RE = re.compile(r"^/api/(models|datasets|spaces)/([^/]+)/([^/]+)(?:/(.*))?$")
+_LFS_BATCH_RE = re.compile(r"^/([^/]+)/([^/]+?)(?:\.git)?/info/lfs/objects/batch$")
+_LFS_OBJECT_RE = re.compile(r"^/lfs/objects/([0-9a-f]{64})/(upload|verify)$")
+# The Hub stores a file through LFS when .gitattributes says so or when it is this large.
+LFS_SIZE_THRESHOLD = 10 * 1024 * 1024
 _RESOLVE_RE = re.compile(r"^/(?:(datasets|spaces)/)?([^/]+)/([^/]+)/resolve/([^/]+)/(.+)$")
 
 
@@ -740,6 +750,13 @@ class _Handler(BaseHTTPRequestHandler):
             return self._create_repo(body, auth)
         if path == "/api/repos/delete" and method == "DELETE":
             return self._delete_repo(body, auth)
+
+        m = _LFS_BATCH_RE.match(path)
+        if m and method == "POST":
+            return self._lfs_batch(f"{unquote(m[1])}/{unquote(m[2])}", body, auth)
+        m = _LFS_OBJECT_RE.match(path)
+        if m:
+            return self._lfs_object(m[1], m[2], method, q, body, auth)
 
         m = _API_REPO_RE.match(path)
         if m:
@@ -1135,15 +1152,70 @@ class _Handler(BaseHTTPRequestHandler):
             for f in payload.get("files", []):
                 path = f.get("path", "")
                 existing = files.get(path)
+                lfs = hub._is_lfs(path) or int(f.get("size") or 0) >= LFS_SIZE_THRESHOLD
                 out.append(
                     {
                         "path": path,
-                        "uploadMode": "regular",
+                        "uploadMode": "lfs" if lfs else "regular",
                         "shouldIgnore": False,
-                        "oid": existing[2] if existing else None,
+                        # What the client compares with its own oid to drop unchanged files.
+                        "oid": (existing[0] if lfs else existing[2]) if existing else None,
                     }
                 )
         self._json(200, {"files": out, "commitOid": sha})
+
+    def _lfs_batch(self, repo_id: str, body: bytes, auth: _Auth) -> None:
+        """The git-lfs batch API: one upload (and verify) action per object the store lacks.
+
+        Upload links carry a one-time ticket instead of the token, as the Hub's presigned storage
+        URLs do; objects already stored get no actions (the client skips them)."""
+        hub = self.hub
+        payload = json.loads(body or b"{}")
+        if payload.get("operation") != "upload":
+            raise HubError(400, "The loopback hub's LFS batch API accepts uploads only")
+        if "basic" not in (payload.get("transfers") or ["basic"]):
+            raise HubError(400, "The loopback hub offers the 'basic' LFS transfer only")
+        with hub._lock:
+            self._readable_repo(repo_id, auth)
+            self._require_write(auth, f"upload to {repo_id}")
+            objects = []
+            for obj in payload.get("objects", []):
+                oid, size = str(obj.get("oid", "")), obj.get("size")
+                if not re.fullmatch(r"[0-9a-f]{64}", oid) or not isinstance(size, int) or size < 0:
+                    objects.append({"oid": oid, "size": size or 0, "error": {"code": 422, "message": "invalid oid or size"}})
+                    continue
+                stored = hub._blob_path(oid)
+                if stored.exists() and stored.stat().st_size == size:
+                    objects.append({"oid": oid, "size": size})
+                    continue
+                ticket = secrets.token_urlsafe(16)
+                hub._lfs_tickets[ticket] = (oid, size)
+                objects.append({"oid": oid, "size": size, "authenticated": True, "actions": {
+                    "upload": {"href": f"{hub.url}/lfs/objects/{oid}/upload?ticket={ticket}"},
+                    "verify": {"href": f"{hub.url}/lfs/objects/{oid}/verify"},
+                }})
+        self._json(200, {"transfer": "basic", "objects": objects, "hash_algo": "sha256"})
+
+    def _lfs_object(self, oid: str, action: str, method: str, q: dict[str, list[str]], body: bytes, auth: _Auth) -> None:
+        hub = self.hub
+        if action == "upload" and method == "PUT":
+            with hub._lock:
+                expected = hub._lfs_tickets.pop((q.get("ticket") or [""])[0], None)
+            if expected is None or expected[0] != oid:
+                raise HubError(403, "Invalid or used upload ticket")
+            if len(body) != expected[1] or hashlib.sha256(body).hexdigest() != oid:
+                raise HubError(400, f"Uploaded content does not match oid {oid} and size {expected[1]}")
+            hub._put_blob(body)
+            return self._send(200, b"")
+        if action == "verify" and method == "POST":
+            if not auth.valid:
+                raise HubError(401, "Invalid credentials in Authorization header")
+            claimed = json.loads(body or b"{}")
+            stored = hub._blob_path(oid)
+            if claimed.get("oid") != oid or not stored.exists() or stored.stat().st_size != claimed.get("size"):
+                raise HubError(404, f"LFS object {oid} is not stored with size {claimed.get('size')}")
+            return self._json(200, {"success": True})
+        raise HubError(405, f"{method} is not allowed on {action}")
 
     def _commit(self, repo_id: str, revision: str, q: dict[str, list[str]], body: bytes, auth: _Auth) -> None:
         hub = self.hub
@@ -1177,7 +1249,7 @@ class _Handler(BaseHTTPRequestHandler):
                     path = _clean_path(value["path"])
                     oid = value.get("oid", "")
                     if not re.fullmatch(r"[0-9a-f]{64}", oid) or not hub._blob_path(oid).exists():
-                        raise HubError(422, f"LFS object {oid} was never uploaded (the loopback hub stores regular files only)")
+                        raise HubError(422, f"LFS object {oid} was never uploaded")
                     data = hub._read_blob(oid)
                     tree[path] = [oid, len(data), git_blob_sha1(data)]
                 elif key == "deletedFile":

@@ -256,3 +256,34 @@ def test_server_and_publisher_import_no_torch():
         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, sorted(sys.modules)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_lfs_upload_links_check_content_and_are_single_use(hub):
+    """The LFS side of the upload path refuses what the real storage would: content that does not
+    hash to the announced oid, a reused upload link, a verify for an object never stored."""
+    import hashlib
+
+    import httpx
+
+    HfApi(endpoint=hub.url, token=WRITE_TOKEN).create_repo("acme/lfs", private=True)
+    data = b"weights" * 1000
+    oid = hashlib.sha256(data).hexdigest()
+    auth = {"Authorization": f"Bearer {WRITE_TOKEN}"}
+    batch = httpx.post(f"{hub.url}/acme/lfs.git/info/lfs/objects/batch", headers=auth, json={
+        "operation": "upload", "transfers": ["basic"], "hash_algo": "sha256",
+        "objects": [{"oid": oid, "size": len(data)}]}).json()
+    actions = batch["objects"][0]["actions"]
+    assert httpx.post(actions["verify"]["href"], headers=auth, json={"oid": oid, "size": len(data)}).status_code == 404
+    assert httpx.put(actions["upload"]["href"], content=data[:-1] + b"X").status_code == 400
+    again = httpx.post(f"{hub.url}/acme/lfs.git/info/lfs/objects/batch", headers=auth, json={
+        "operation": "upload", "objects": [{"oid": oid, "size": len(data)}]}).json()["objects"][0]["actions"]
+    assert httpx.put(again["upload"]["href"], content=data).status_code == 200
+    assert httpx.put(again["upload"]["href"], content=data).status_code == 403  # single use
+    assert httpx.post(again["verify"]["href"], headers=auth, json={"oid": oid, "size": len(data)}).status_code == 200
+    stored = httpx.post(f"{hub.url}/acme/lfs.git/info/lfs/objects/batch", headers=auth, json={
+        "operation": "upload", "objects": [{"oid": oid, "size": len(data)}]}).json()["objects"][0]
+    assert "actions" not in stored  # already stored: the client skips it
+    read_only = httpx.post(f"{hub.url}/acme/lfs.git/info/lfs/objects/batch",
+                           headers={"Authorization": f"Bearer {READ_TOKEN}"},
+                           json={"operation": "upload", "objects": [{"oid": oid, "size": len(data)}]})
+    assert read_only.status_code == 403

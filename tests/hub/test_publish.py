@@ -147,6 +147,10 @@ def test_recipe_with_backticks_keeps_fences_balanced():
 def test_first_publish_then_idempotent_then_change(hub, variant_dir):
     first = _publish(hub, variant_dir)
     assert first.created_commit is True
+    # The weights went the way the Hub takes large files: preupload said lfs, then the git-lfs batch
+    # API, one PUT to the upload link, one verify; the small files travelled in the commit.
+    lfs = [(r.method, r.path.rsplit("/", 1)[-1], r.status) for r in hub.requests if "lfs" in r.path]
+    assert lfs == [("POST", "batch", 200), ("PUT", "upload", 200), ("POST", "verify", 200)], lfs
     assert first.repo_id == REPO and len(first.commit_sha) == 40
     assert first.url == f"{hub.url}/{REPO}"
     assert first.uri == hub_uri(REPO, first.commit_sha) == f"hf://{REPO}@{first.commit_sha}"
@@ -169,7 +173,10 @@ def test_first_publish_then_idempotent_then_change(hub, variant_dir):
 
     commits_before = hub.commit_count(REPO)
     created_before = hub.commits_created
+    hub.reset_requests()
     second = _publish(hub, variant_dir)
+    # The client still asks the batch API, which answers "already stored": no upload.
+    assert not [r for r in hub.requests if r.path.endswith(("/upload", "/verify"))], hub.requests
     assert second.created_commit is False
     assert second.commit_sha == first.commit_sha
     assert hub.commit_count(REPO) == commits_before and hub.commits_created == created_before

@@ -303,6 +303,13 @@ def _setup_disk_full(world, tmp, mp):
     _setup_disk_full.root = mnt
 
 
+SQ_AFTER_GPTQ = ("quant_stage:\n  quant_modifiers:\n    GPTQModifier: {targets: [Linear], scheme: W8A8}\n"
+                 "    SmoothQuantModifier: {smoothing_strength: 0.8}\n")
+GPTQ_BAD_ARG = "quant_stage:\n  quant_modifiers:\n    GPTQModifier: {targets: [Linear], scheme: W4A16, dampening: 0.1}\n"
+IGNORE_ALL = ("quant_stage:\n  quant_modifiers:\n    QuantizationModifier:\n      targets: [Linear]\n"
+              "      scheme: W4A16\n      ignore: ['re:.*layers.*', lm_head]\n")
+
+
 CASES = [
     # --- models: the Hub (loopback) ---
     Case("hub-model-does-not-exist", "hf-missing", ("base_model",), "HubError",
@@ -362,6 +369,18 @@ CASES = [
     Case("recipe-without-modifiers", f"{GOOD}|no-modifiers", ("compressed_model",), "RecipeError", r"names no modifiers",
          (f"{GOOD}/variants/no-modifiers",), setup=_user_recipe("no-modifiers", "quant_stage:\n  note: nothing\n"),
          layer=_layer_recipe("no-modifiers", "quant_stage:\n  note: nothing\n")),
+    Case("recipe-modifiers-contradict", f"{GOOD}|sq-after", ("compressed_model",), "RecipeError",
+         r"recipe 'sq-after' contradicts itself: SmoothQuantModifier comes after GPTQModifier",
+         (f"{GOOD}/variants/sq-after",), setup=_user_recipe("sq-after", SQ_AFTER_GPTQ),
+         layer=_layer_recipe("sq-after", SQ_AFTER_GPTQ)),
+    Case("recipe-refused-by-llmcompressor", f"{GOOD}|bad-arg", ("compressed_model",), "RecipeError",
+         r"recipe 'bad-arg': llmcompressor refuses GPTQModifier dampening: Extra inputs are not permitted",
+         (f"{GOOD}/variants/bad-arg",), setup=_user_recipe("bad-arg", GPTQ_BAD_ARG),
+         layer=_layer_recipe("bad-arg", GPTQ_BAD_ARG)),
+    # Only the loaded model shows that these patterns leave nothing to quantize.
+    Case("recipe-ignores-every-layer-of-the-model", f"{GOOD}|ignore-all", ("compressed_model",), "RecipeError",
+         r"recipe 'ignore-all': QuantizationModifier targets \['Linear'\] minus ignore .* match no module of "
+         r"LlamaForCausalLM", (f"{GOOD}/variants/ignore-all",), setup=_user_recipe("ignore-all", IGNORE_ALL)),
     # --- calibration data ---
     Case("calibration-missing-text-column", "good2", ("calibration_dataset",), "CalibrationError",
          r"has no column 'text' \(columns: \['body', 'id'\]\)", ("good2/calibration.json", "good2/calibration"),

@@ -410,7 +410,7 @@ def test_killed_during_hub_upload_next_run_makes_one_consistent_commit(tmp_path,
                                  proxy.url], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
             assert proxy.held.wait(60), proc.stdout.read() if proc.poll() is not None else "no commit request"
-            _kill(proc)  # mid-upload: the commit (with the weights) is on the wire
+            _kill(proc)  # mid-upload: the weights went through LFS, the commit is on the wire
         finally:
             if proc.poll() is None:
                 _kill(proc)
