@@ -7,6 +7,12 @@ PY=.venv/bin/python
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 HF_EVALUATE_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
 echo "== Kubeflow Model Registry servers (built from the Go module, cached) =="
+# Every server keeps its state per checkout, so two clones on one machine (a developer's and CI's) never
+# start, wipe or stop each other's servers.
+CHECKOUT_ID="$(id -u)-$(pwd | cksum | cut -d" " -f1)"
+export DMC_MR_STATE_DIR="${DMC_MR_STATE_DIR:-/tmp/dmc-model-registry-$CHECKOUT_ID}"
+export DMC_MLFLOW_STATE_DIR="${DMC_MLFLOW_STATE_DIR:-/tmp/dmc-mlflow-$CHECKOUT_ID}"
+export DMC_S3_STATE_DIR="${DMC_S3_STATE_DIR:-/tmp/dmc-s3-$CHECKOUT_ID}"
 # Unmodified upstream v0.3.14 (REST v1alpha3, what every GA RHOAI serves): the default registry.
 DMC_REGISTRY_URL="$(DMC_MR_FLAVOR=upstream bash scripts/model_registry_server.sh start)"
 # v1 APPROXIMATION (v0.3.14 with routes renamed; no v1 server release is on the Go proxy).
@@ -23,8 +29,6 @@ trap stop_services EXIT
 echo "registry: $DMC_REGISTRY_URL (v1alpha3, upstream) | $DMC_REGISTRY_URL_V1_APPROX (v1 approximation) | $DMC_MLFLOW_URL"
 
 echo "== S3 server: SeaweedFS (built from its Go module, cached) =="
-# Per checkout: several clones on one machine each start and stop their own server.
-export DMC_S3_STATE_DIR="${DMC_S3_STATE_DIR:-/tmp/dmc-s3-$(id -u)-$(pwd | cksum | cut -d" " -f1)}"
 DMC_TEST_S3_ENDPOINT="$(bash scripts/s3_server.sh start)"
 export DMC_TEST_S3_ENDPOINT
 echo "s3: $DMC_TEST_S3_ENDPOINT"
