@@ -28,6 +28,22 @@ class RegistryEndpointError(RegistryError):
     empty or non-JSON body. Not retried: the URL, token or API version has to change."""
 
 
+KUBEFLOW_AUTH_HINT = "the bearer token (DMC_REGISTRY_TOKEN / service-account token) and its RBAC"
+MLFLOW_AUTH_HINT = "MLFLOW_TRACKING_TOKEN / DMC_REGISTRY_TOKEN"
+
+
+def status_error(registry: str, what: str, status: int, answer: str, auth_hint: str) -> RegistryError | None:
+    """The one mapping of an HTTP status onto the registry errors, for every backend and probe:
+    401/403 -> RegistryAuthError, 5xx -> RegistryUnavailable (worth a retry), else None.
+    `registry` names it ("model registry at URL"), `answer` is what came back ("503 Service Unavailable")."""
+    if status in (401, 403):
+        return RegistryAuthError(f"{registry} refused the request ({answer}) during {what}: check {auth_hint}")
+    if status >= 500:
+        return RegistryUnavailable(f"{registry} answered {what} with {answer}; likely cause: the registry behind"
+                                   " the route/proxy is down or still starting")
+    return None
+
+
 @dataclass(frozen=True)
 class VariantRecord:
     """What the publication asset hands to a backend."""

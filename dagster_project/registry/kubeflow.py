@@ -26,18 +26,9 @@ from tenacity import (
     wait_exponential,
 )
 
-from .base import (
-    APPROVED_LABEL,
-    SOURCE_KIND,
-    PublishedVersion,
-    RegistryAuthError,
-    RegistryBackend,
-    RegistryEndpointError,
-    RegistryError,
-    RegistryUnavailable,
-    VariantRecord,
-    VersionFilter,
-)
+from .base import APPROVED_LABEL, SOURCE_KIND, PublishedVersion, RegistryBackend, VariantRecord, VersionFilter
+from .base import KUBEFLOW_AUTH_HINT, RegistryAuthError, RegistryEndpointError, RegistryError, RegistryUnavailable
+from .base import status_error
 from .kubeflow_api import api_prefix, detect_api_version, versioned_api_client
 
 log = logging.getLogger(__name__)
@@ -166,22 +157,16 @@ class KubeflowRegistry(RegistryBackend):
                 f" API's JSON ({type(exc).__name__}: {self._scrub(str(exc)).splitlines()[0][:120]}); likely"
                 " cause: a proxy or login page in front of the registry (token expired?) or a wrong URL"
             )
-        if isinstance(exc, mx.UnauthorizedException | mx.ForbiddenException):
-            return RegistryAuthError(
-                f"model registry at {self.url} refused the request ({exc.status} {exc.reason}) during {what}:"
-                " check the bearer token (DMC_REGISTRY_TOKEN / service-account token) and its RBAC"
-            )
         if isinstance(exc, mx.ConflictException):
             return _Conflict(str(exc.status))
         if isinstance(exc, mx.NotFoundException):
             return _NotFound(str(exc.status))
-        if isinstance(exc, mx.ServiceException):
+        if isinstance(exc, mx.ApiException) and exc.status:
             body = " ".join(self._scrub(str(getattr(exc, "body", "") or "")).split())[:80]
-            return RegistryUnavailable(
-                f"model registry at {self.url} answered {exc.status} {exc.reason} during {what}"
-                + (f' ("{body}")' if body else "")
-                + "; likely cause: the registry behind the route/proxy is down or still starting"
-            )
+            answer = f"{exc.status} {exc.reason}" + (f' ("{body}")' if body and exc.status >= 500 else "")
+            err = status_error(f"model registry at {self.url}", what, exc.status, answer, KUBEFLOW_AUTH_HINT)
+            if err is not None:
+                return err
         if isinstance(exc, mx.ApiException):
             body = self._scrub(str(getattr(exc, "body", "") or ""))[:300]
             return RegistryError(f"model registry at {self.url} rejected {what}: {exc.status} {exc.reason} {body}")

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 from urllib.parse import urlencode
 
-from .base import RegistryAuthError, RegistryEndpointError, RegistryError, RegistryUnavailable
+from .base import KUBEFLOW_AUTH_HINT, RegistryEndpointError, RegistryError, RegistryUnavailable, status_error
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -77,16 +77,10 @@ class RestReader:
                 f"model registry at {self.api_base} unreachable during GET {path}: {type(exc).__name__}"
             ) from None
         body = resp.data
-        if resp.status in (401, 403):
-            raise RegistryAuthError(
-                f"model registry at {self.api_base} refused GET {path} ({resp.status}): check the bearer token"
-                " (DMC_REGISTRY_TOKEN / service-account token) and its RBAC"
-            )
-        if resp.status >= 500:
-            raise RegistryUnavailable(
-                f"model registry at {self.api_base} answered GET {path} with {resp.status}; likely cause: the"
-                " registry behind the route/proxy is down or still starting"
-            )
+        err = status_error(f"model registry at {self.api_base}", f"GET {path}", resp.status,
+                           f"{resp.status} {resp.reason or ''}".strip(), KUBEFLOW_AUTH_HINT)
+        if err is not None:
+            raise err
         try:
             data = json.loads(body)
         except ValueError:

@@ -19,18 +19,9 @@ import os
 from types import SimpleNamespace
 from urllib.parse import urlparse
 
-from .base import (
-    APPROVED_LABEL,
-    SOURCE_KIND,
-    PublishedVersion,
-    RegistryAuthError,
-    RegistryBackend,
-    RegistryEndpointError,
-    RegistryError,
-    RegistryUnavailable,
-    VariantRecord,
-    VersionFilter,
-)
+from .base import APPROVED_LABEL, SOURCE_KIND, PublishedVersion, RegistryBackend, VariantRecord, VersionFilter
+from .base import MLFLOW_AUTH_HINT, RegistryAuthError, RegistryEndpointError, RegistryError, RegistryUnavailable
+from .base import status_error
 from .kubeflow_api import fetch, not_the_api
 
 log = logging.getLogger(__name__)
@@ -99,17 +90,16 @@ class MlflowRegistry(RegistryBackend):
                                           f" ({type(exc).__name__}: {getattr(exc, 'reason', exc)});"
                                           " likely cause: wrong host/port, or the server is down")
             else:
-                if ans.status in (401, 403):
-                    raise RegistryAuthError(f"MLflow registry at {self.tracking_uri} refused the request"
-                                            f" ({ans.status} {ans.reason}): check MLFLOW_TRACKING_TOKEN / DMC_REGISTRY_TOKEN")
+                err = status_error(f"MLflow registry at {self.tracking_uri}", f"GET {probe}", ans.status,
+                                   ans.describe().removeprefix("HTTP "), MLFLOW_AUTH_HINT)
+                if isinstance(err, RegistryAuthError):
+                    raise err
                 if ans.status == 200 and isinstance(ans.json(), dict):
                     return
                 if ans.status < 500:
                     cause = ("wrong URL (give the MLflow server's base URL, without a path)" if ans.status == 404
                              else None)
                     raise RegistryEndpointError(not_the_api(self.tracking_uri, probe, ans, "MLflow REST", cause))
-                err = RegistryUnavailable(f"MLflow registry at {self.tracking_uri} answered GET {probe} with"
-                                          f" {ans.describe()}; likely cause: the server is down or still starting")
             if attempt + 1 < attempts:
                 time.sleep(min(0.2 * 2**attempt, 2.0))
         raise RegistryUnavailable(f"{err} (gave up after {max(1, attempts)} attempt(s))")
@@ -118,10 +108,11 @@ class MlflowRegistry(RegistryBackend):
         from mlflow.exceptions import MlflowException
 
         text = " ".join(str(exc).split())[:300]
-        if isinstance(exc, MlflowException) and exc.get_http_status_code() in (401, 403):
-            return RegistryAuthError(f"MLflow registry at {self.tracking_uri} refused {what}: {text}")
-        if isinstance(exc, MlflowException) and exc.get_http_status_code() >= 500:
-            return RegistryUnavailable(f"MLflow registry at {self.tracking_uri} failed {what}: {text}")
+        if isinstance(exc, MlflowException):
+            err = status_error(f"MLflow registry at {self.tracking_uri}", what, exc.get_http_status_code(), text,
+                               MLFLOW_AUTH_HINT)
+            if err is not None:
+                return err
         return RegistryError(f"MLflow registry at {self.tracking_uri}: {what}: {text}")
 
     def _do(self, what: str, fn, *args, **kwargs):
