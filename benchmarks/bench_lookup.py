@@ -171,7 +171,7 @@ def _seed_kubeflow(url: str, recs: list[VariantRecord], workers: int) -> None:
         mv = post(f"/registered_models/{models[rec.model_name]}/versions",
                   {"name": rec.version_name, "author": "dagster", "registeredModelId": models[rec.model_name],
                    "customProperties": props(rec)})
-        art = {"artifactType": "model-artifact", "name": artifact_name(rec.model_name, rec.version_name),
+        art = {"artifactType": "model-artifact", "name": artifact_name(rec.version_name),
                "uri": rec.uri, "modelFormatName": rec.model_format_name, "modelSourceKind": "dagster",
                "modelSourceClass": rec.source_class, "modelSourceId": rec.source_id,
                "modelSourceName": rec.source_name}

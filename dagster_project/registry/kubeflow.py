@@ -277,7 +277,7 @@ class KubeflowRegistry(RegistryBackend):
         art = self._model_artifact(mv.id)
         if art is None:
             new = ModelArtifact(
-                name=artifact_name(record.model_name, record.version_name),
+                name=artifact_name(record.version_name),
                 uri=record.uri,
                 description=record.description or None,
                 model_format_name=record.model_format_name,
@@ -400,9 +400,10 @@ class KubeflowRegistry(RegistryBackend):
 
         def artifact_of(item: tuple[str, dict]) -> dict | None:
             name, mv = item
-            hits = by_name.get(artifact_name(name, mv["name"]), [])
-            if len(hits) == 1:
-                return hits[0]
+            for key in (artifact_name(mv["name"]), legacy_artifact_name(name, mv["name"])):
+                hits = by_name.get(key, [])
+                if len(hits) == 1:
+                    return hits[0]
             # Few candidates, or an artifact someone else named: read the version's own artifacts.
             body = rest.get(f"/model_versions/{mv['id']}/artifacts", pageSize="10")
             return next((a for a in body.get("items") or [] if a.get("artifactType") == "model-artifact"), None)
@@ -411,10 +412,13 @@ class KubeflowRegistry(RegistryBackend):
         return [_published_from_json(name, mv, art) for (name, mv), art in zip(candidates, arts, strict=True)]
 
     def _artifacts_by_name(self) -> dict[str, list[dict]]:
-        """Every model artifact, by name (ours are named per model and version: see artifact_name)."""
+        """Our model artifacts (source kind "dagster"), by name. The listing does not say which version
+        an artifact belongs to; our version names are content hashes, so a name held by exactly one
+        of our artifacts identifies it. Anything else is read from its version."""
         by_name: dict[str, list[dict]] = {}
         for art in self._reader().sliced("/artifacts", artifactType="model-artifact"):
-            by_name.setdefault(art.get("name") or "", []).append(art)
+            if art.get("modelSourceKind") == SOURCE_KIND:
+                by_name.setdefault(art.get("name") or "", []).append(art)
         return by_name
 
     def close(self) -> None:
@@ -450,9 +454,16 @@ def _published_from_json(model_name: str, mv: dict, art: dict | None) -> Publish
     )
 
 
-def artifact_name(model_name: str, version_name: str) -> str:
-    """Names the ModelArtifact like the RHOAI dashboard's registration form does (model, version,
-    "artifact"); unique enough that lookups can fetch all artifacts at once and match them by name."""
+def artifact_name(version_name: str) -> str:
+    """Names the ModelArtifact as the RHOAI dashboard's registration form does: the version's name.
+    odh-dashboard switched from `<model>-<version>-artifact` to `${versionName}` in commit
+    0c5a5d9f454cfc9efc413219d075f1905821d22d (2024-11-05, #3377); still so at b9d09633b0 (2026-08-21),
+    packages/model-registry/upstream/frontend/src/app/pages/modelRegistry/screens/RegisterModel/utils.ts."""
+    return version_name
+
+
+def legacy_artifact_name(model_name: str, version_name: str) -> str:
+    """What this project wrote before (the dashboard's form before 2024-11-05): still matched on read."""
     return f"{model_name}-{version_name}-artifact"
 
 

@@ -150,6 +150,11 @@ def test_batched_and_per_version_artifact_reads_agree(kubeflow_url, unique):
     rest.call(base, "POST", f"/model_versions/{foreign['id']}/artifacts",
               {"artifactType": "model-artifact", "name": "written-elsewhere", "uri": "pvc://other/place",
                "modelSourceKind": "dagster"})
+    # written by an earlier release of ours, under the dashboard's pre-2024-11 name
+    legacy = rest.create_version(base, rm["id"], "v-00000000000a")
+    rest.call(base, "POST", f"/model_versions/{legacy['id']}/artifacts",
+              {"artifactType": "model-artifact", "name": f"{published[0].model_name}-v-00000000000a-artifact",
+               "uri": "pvc://legacy/place", "modelSourceKind": "dagster"})
     kw = dict(base_model=f"org/base-{unique}", approved_only=False)
     batched = open_registry(kubeflow_url, batch_threshold=0, **FAST_RETRIES).list_versions(**kw)
     one_by_one = open_registry(kubeflow_url, batch_threshold=10**6, **FAST_RETRIES).list_versions(**kw)
@@ -157,4 +162,5 @@ def test_batched_and_per_version_artifact_reads_agree(kubeflow_url, unique):
     assert [v.uri for v in batched] == [p.uri for p in published]
     everything = open_registry(kubeflow_url, batch_threshold=0, **FAST_RETRIES).list_versions(approved_only=False)
     assert {v.version_name: v.uri for v in everything if v.model_name == published[0].model_name} == {
-        **{p.version_name: p.uri for p in published}, "v-000000000009": "pvc://other/place"}
+        **{p.version_name: p.uri for p in published}, "v-000000000009": "pvc://other/place",
+        "v-00000000000a": "pvc://legacy/place"}
