@@ -96,6 +96,7 @@ class KubeflowRegistry(RegistryBackend):
         self._retry_attempts = retry_attempts
         self._loops = threading.local()
         self._rest = None  # the lookups' HTTP pool, opened on first use
+        self._rest_lock = threading.Lock()
         if is_secure and not self._token:
             raise RegistryAuthError(
                 f"model registry at {self.url} uses TLS and needs a bearer token: pass token=, set"
@@ -374,12 +375,13 @@ class KubeflowRegistry(RegistryBackend):
         return " AND ".join(clauses) or None
 
     def _reader(self):
-        if self._rest is None:
-            from .kubeflow_reads import RestReader
+        with self._rest_lock:  # one pool per connection, also when threads share this object
+            if self._rest is None:
+                from .kubeflow_reads import RestReader
 
-            self._rest = RestReader(self.url + self.api_prefix, self._token, self._request_timeout,
-                                    self._list_concurrency)
-        return self._rest
+                self._rest = RestReader(self.url + self.api_prefix, self._token, self._request_timeout,
+                                        self._list_concurrency)
+            return self._rest
 
     def _read_candidates(self, flt: VersionFilter, query: str | None) -> list[PublishedVersion]:
         rest = self._reader()
@@ -422,9 +424,10 @@ class KubeflowRegistry(RegistryBackend):
         return by_name
 
     def close(self) -> None:
-        if self._rest is not None:
-            self._rest.close()
-            self._rest = None
+        with self._rest_lock:
+            if self._rest is not None:
+                self._rest.close()
+                self._rest = None
 
 
 def _meta_value(meta: dict) -> str:
