@@ -311,6 +311,7 @@ class MlflowRegistry(RegistryBackend):
                 return out
 
     def _host_creds(self):
-        from mlflow.utils.rest_utils import MlflowHostCreds
+        """What the client itself sends (token, basic auth, TLS settings from the MLFLOW_* env)."""
+        from mlflow.utils.credentials import get_default_host_creds
 
-        return MlflowHostCreds(self.tracking_uri, token=os.environ.get("MLFLOW_TRACKING_TOKEN") or None)
+        return get_default_host_creds(self.tracking_uri)
