@@ -213,6 +213,9 @@ class Servers:
 
     def __init__(self):
         self.state = tempfile.mkdtemp(prefix="dmc-bench-")
+        # mkdtemp makes it 0700: as root, the server script runs MariaDB as user `mysql`, which must
+        # be able to reach its data dir below this one.
+        os.chmod(self.state, 0o755)
         self.started: list[list[str]] = []
 
     def url(self, env: str, script: str, state_env: str) -> str:
