@@ -230,8 +230,11 @@ class Servers:
         return out.stdout.strip().splitlines()[-1]
 
     def stop(self):
+        import shutil
+
         for cmd in self.started:
             subprocess.run(cmd[:3], env={**os.environ, cmd[3]: cmd[4]}, capture_output=True, timeout=120)
+        shutil.rmtree(self.state, ignore_errors=True)  # the servers' databases: nothing to keep
 
 
 def main() -> int:
