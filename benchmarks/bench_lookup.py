@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dagster_project.registry import VariantRecord, open_registry  # noqa: E402
+from dagster_project.registry import VariantRecord, VersionFilter, open_registry  # noqa: E402
 
 LOCAL_GOAL_MS = 50.0
 SERVER_GOAL_MS = 300.0
@@ -59,37 +59,71 @@ def records(n: int, prefix: str) -> list[VariantRecord]:
     return out
 
 
-def queries(prefix: str) -> dict[str, dict]:
+def queries(prefix: str) -> dict[str, VersionFilter]:
     return {
-        "all approved": {},
-        "by base model": {"base_model": f"org/{prefix}-base-3"},
-        "by recipe + min recovery": {"recipe": "w4a16-gptq", "min_recovery": 99.0},
+        "all approved": VersionFilter(),
+        "by base model": VersionFilter(base_model=f"org/{prefix}-base-3"),
+        "by recipe + min recovery": VersionFilter(recipe="w4a16-gptq", min_recovery=99.0),
     }
 
 
-def time_queries(reg, prefix: str, repeats: int) -> list[tuple[str, float, int]]:
+def raw_server_get(reg, flt: VersionFilter) -> float | None:
+    """Seconds for ONE plain GET of the server's filtered version listing (a fresh connection, as
+    `curl` would): the least any client pays for that query, before reading a single artifact."""
+    import urllib.parse
+    import urllib.request
+
+    if hasattr(reg, "version_query"):  # Kubeflow
+        params = {"pageSize": "1000", "filterQuery": reg.version_query(flt) or ""}
+        url = f"{reg.url}{reg.api_prefix}/model_versions?" + urllib.parse.urlencode(params)
+    elif hasattr(reg, "search_filter"):  # MLflow
+        params = {"filter": reg.search_filter(flt), "max_results": "10000"}
+        url = f"{reg.tracking_uri}/api/2.0/mlflow/model-versions/search?" + urllib.parse.urlencode(params)
+    else:
+        return None
+    t0 = time.perf_counter()
+    with urllib.request.urlopen(url, timeout=120) as resp:  # noqa: S310 - loopback
+        resp.read()
+    return time.perf_counter() - t0
+
+
+def time_queries(reg, prefix: str, repeats: int) -> list[tuple[str, float, float, float | None, int]]:
+    """Per query: first call on a fresh connection (ms), median of the next `repeats` (ms), the
+    median raw server GET (ms, None for the local registry), hits."""
     rows = []
-    for name, kw in queries(prefix).items():
-        reg.list_versions(**kw)  # warm-up (connection, server caches)
-        samples, hits = [], []
+    for name, flt in queries(prefix).items():
+        t0 = time.perf_counter()
+        reg.list_versions(flt)  # first call: opens the connection pool
+        first = (time.perf_counter() - t0) * 1000
+        samples, raws, hits = [], [], []
         for _ in range(repeats):
             t0 = time.perf_counter()
-            hits = reg.list_versions(**kw)
+            hits = reg.list_versions(flt)
             samples.append((time.perf_counter() - t0) * 1000)
-        rows.append((name, statistics.median(samples), len(hits)))
+            raw = raw_server_get(reg, flt)
+            if raw is not None:
+                raws.append(raw * 1000)
+        rows.append((name, first, statistics.median(samples), statistics.median(raws) if raws else None, len(hits)))
     return rows
 
 
 def report(title: str, register_s: float, n: int, rows, goal_ms: float) -> None:
     print(f"\n== {title}: {n} versions registered in {register_s:.1f} s ({register_s / n * 1000:.1f} ms each)")
-    print(f"{'query':28} {'median ms':>10} {'x goal':>7} {'hits':>6}")
-    for name, med, hits in rows:
-        print(f"{name:28} {med:10.2f} {med / goal_ms:7.2f} {hits:6d}")
+    load = os.getloadavg()
+    print(f"load average while measuring: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} ({os.cpu_count()} CPUs)")
+    print(f"{'query':28} {'median ms':>10} {'x goal':>7} {'first ms':>9} {'server GET ms':>14} {'hits':>6}")
+    for name, first, med, raw, hits in rows:
+        raw_txt = "-" if raw is None else f"{raw:.1f}"
+        print(f"{name:28} {med:10.2f} {med / goal_ms:7.2f} {first:9.1f} {raw_txt:>14} {hits:6d}")
         print("RESULT " + json.dumps({
             "name": f"lookup, {title.split(' (')[0]}: {name}", "inputs": f"{n} versions, {hits} hits",
-            "measured": f"{med:.1f} ms", "goal": f"<= {goal_ms:.0f} ms", "ratio": round(med / goal_ms, 3),
-            "ok": med <= goal_ms,
+            "measured": f"{med:.1f} ms" + ("" if raw is None else f" (server alone, one GET of the filtered"
+                                                                 f" versions: {raw:.1f} ms)"),
+            "goal": f"<= {goal_ms:.0f} ms", "ratio": round(med / goal_ms, 3), "ok": med <= goal_ms,
         }))
+    if any(r[3] is not None for r in rows):
+        print("server GET = one plain GET of the server's filtered version listing on a new connection (no"
+              " artifacts): what the server alone needs for that query.")
 
 
 def seed(url: str, recs: list[VariantRecord], workers: int = 8) -> float:
@@ -137,7 +171,7 @@ def _seed_kubeflow(url: str, recs: list[VariantRecord], workers: int) -> None:
         mv = post(f"/registered_models/{models[rec.model_name]}/versions",
                   {"name": rec.version_name, "author": "dagster", "registeredModelId": models[rec.model_name],
                    "customProperties": props(rec)})
-        art = {"artifactType": "model-artifact", "name": artifact_name(rec.model_name, rec.version_name),
+        art = {"artifactType": "model-artifact", "name": artifact_name(rec.version_name),
                "uri": rec.uri, "modelFormatName": rec.model_format_name, "modelSourceKind": "dagster",
                "modelSourceClass": rec.source_class, "modelSourceId": rec.source_id,
                "modelSourceName": rec.source_name}
@@ -179,6 +213,9 @@ class Servers:
 
     def __init__(self):
         self.state = tempfile.mkdtemp(prefix="dmc-bench-")
+        # mkdtemp makes it 0700: as root, the server script runs MariaDB as user `mysql`, which must
+        # be able to reach its data dir below this one.
+        os.chmod(self.state, 0o755)
         self.started: list[list[str]] = []
 
     def url(self, env: str, script: str, state_env: str) -> str:
@@ -193,8 +230,11 @@ class Servers:
         return out.stdout.strip().splitlines()[-1]
 
     def stop(self):
+        import shutil
+
         for cmd in self.started:
             subprocess.run(cmd[:3], env={**os.environ, cmd[3]: cmd[4]}, capture_output=True, timeout=120)
+        shutil.rmtree(self.state, ignore_errors=True)  # the servers' databases: nothing to keep
 
 
 def main() -> int:

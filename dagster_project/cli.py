@@ -117,15 +117,17 @@ def _status(v) -> str:
 
 
 def cmd_list(args) -> int:
+    from dagster_project.registry import VersionFilter
+
     reg = _open(args)
-    versions = reg.list_versions(
+    versions = reg.list_versions(VersionFilter(
         approved_only=not args.all,
         include_archived=args.all,
         base_model=args.base_model,
         recipe=args.recipe,
         scheme=args.scheme,
         min_recovery=args.min_recovery,
-    )
+    ))
     if args.json:
         print(json.dumps([v.as_dict() for v in versions], indent=2, sort_keys=True))
     elif versions:

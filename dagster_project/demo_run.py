@@ -114,7 +114,9 @@ def main(argv: list[str] | None = None) -> int:
         materialize_variant_graph(instance, args.model, recipes)
 
     layout = ArtifactStore.from_env().layout()
-    approved = {(v.properties.get("base_model"), v.properties.get("recipe")) for v in open_registry().list_versions()}
+    # The registry the graph published to ($DMC_REGISTRY_URL, else the local file), not always the local one.
+    with open_registry(os.environ.get("DMC_REGISTRY_URL") or None) as registry:
+        approved = {(v.properties.get("base_model"), v.properties.get("recipe")) for v in registry.list_versions()}
     reports = {}
     for recipe in recipes:
         path = layout.variant_dir(args.model, recipe) / EVALUATION_FILENAME

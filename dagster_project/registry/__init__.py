@@ -2,7 +2,7 @@
 
     from dagster_project.registry import open_registry
     reg = open_registry()                       # $DMC_REGISTRY_URL, else the local SQLite registry
-    reg.list_versions(base_model="org/base", min_recovery=99)
+    reg.list_versions(VersionFilter(base_model="org/base", min_recovery=99))  # or the same as keywords
 
 `open_registry(None | "sqlite:///path" | "/path")` -> LocalRegistry (embedded SQLite);
 `open_registry("http(s)://host:port")` -> KubeflowRegistry (Kubeflow / RHOAI Model Registry; REST
@@ -26,6 +26,7 @@ from .base import (
     RegistryError,
     RegistryUnavailable,
     VariantRecord,
+    VersionFilter,
 )
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "RegistryError",
     "RegistryUnavailable",
     "VariantRecord",
+    "VersionFilter",
     "open_registry",
     "resolve_token",
 ]

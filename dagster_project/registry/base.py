@@ -28,6 +28,22 @@ class RegistryEndpointError(RegistryError):
     empty or non-JSON body. Not retried: the URL, token or API version has to change."""
 
 
+KUBEFLOW_AUTH_HINT = "the bearer token (DMC_REGISTRY_TOKEN / service-account token) and its RBAC"
+MLFLOW_AUTH_HINT = "MLFLOW_TRACKING_TOKEN / DMC_REGISTRY_TOKEN"
+
+
+def status_error(registry: str, what: str, status: int, answer: str, auth_hint: str) -> RegistryError | None:
+    """The one mapping of an HTTP status onto the registry errors, for every backend and probe:
+    401/403 -> RegistryAuthError, 5xx -> RegistryUnavailable (worth a retry), else None.
+    `registry` names it ("model registry at URL"), `answer` is what came back ("503 Service Unavailable")."""
+    if status in (401, 403):
+        return RegistryAuthError(f"{registry} refused the request ({answer}) during {what}: check {auth_hint}")
+    if status >= 500:
+        return RegistryUnavailable(f"{registry} answered {what} with {answer}; likely cause: the registry behind"
+                                   " the route/proxy is down or still starting")
+    return None
+
+
 @dataclass(frozen=True)
 class VariantRecord:
     """What the publication asset hands to a backend."""
@@ -109,32 +125,55 @@ class PublishedVersion:
         return asdict(self)
 
 
-def matches(
-    v: PublishedVersion,
-    *,
-    approved_only: bool = True,
-    base_model: str | None = None,
-    recipe: str | None = None,
-    scheme: str | None = None,
-    min_recovery: float | None = None,
-    include_archived: bool = False,
-) -> bool:
-    """The one definition of the list filters, shared by every backend."""
-    if approved_only and not v.approved:
-        return False
-    if not include_archived and v.archived:
-        return False
-    if base_model is not None and v.properties.get("base_model") != base_model:
-        return False
-    if recipe is not None and v.properties.get("recipe") != recipe:
-        return False
-    if scheme is not None and v.properties.get("scheme") != scheme:
-        return False
-    if min_recovery is not None:
-        rec = v.metric("recovery_avg")
-        if rec is None or rec < float(min_recovery):
+@dataclass(frozen=True)
+class VersionFilter:
+    """The one definition of a version lookup, shared by every backend, `dmc` and the Python API.
+
+    Backends narrow on their server with `equalities()` and `approved_only`/`include_archived`;
+    `matches` stays the authority for what is returned (numeric bounds, values a server compares
+    as text)."""
+
+    approved_only: bool = True
+    base_model: str | None = None
+    recipe: str | None = None
+    scheme: str | None = None
+    min_recovery: float | None = None
+    include_archived: bool = False
+
+    def __post_init__(self) -> None:
+        if self.min_recovery is not None:
+            try:
+                value = float(self.min_recovery)
+            except (TypeError, ValueError):
+                raise ValueError(f"VersionFilter.min_recovery must be a number, not {self.min_recovery!r}") from None
+            if math.isnan(value):
+                raise ValueError("VersionFilter.min_recovery must be a number, not NaN")
+            object.__setattr__(self, "min_recovery", value)
+
+    @classmethod
+    def of(cls, flt: VersionFilter | None = None, **fields) -> VersionFilter:
+        """`flt`, or one built from keyword fields (not both)."""
+        if flt is not None and fields:
+            raise TypeError("pass a VersionFilter or keyword filters, not both")
+        return flt if flt is not None else cls(**fields)
+
+    def equalities(self) -> dict[str, str]:
+        """Property -> required value: what every server can filter on by itself."""
+        pairs = (("base_model", self.base_model), ("recipe", self.recipe), ("scheme", self.scheme))
+        return {k: v for k, v in pairs if v is not None}
+
+    def matches(self, v: PublishedVersion) -> bool:
+        if self.approved_only and not v.approved:
             return False
-    return True
+        if not self.include_archived and v.archived:
+            return False
+        if any(v.properties.get(k) != want for k, want in self.equalities().items()):
+            return False
+        if self.min_recovery is not None:
+            rec = v.metric("recovery_avg")
+            if rec is None or rec < self.min_recovery:
+                return False
+        return True
 
 
 def sort_versions(versions: Iterable[PublishedVersion]) -> list[PublishedVersion]:
@@ -157,17 +196,14 @@ class RegistryBackend(ABC):
     @abstractmethod
     def get(self, model_name: str, version_name: str) -> PublishedVersion | None: ...
 
+    def list_versions(self, flt: VersionFilter | None = None, /, **fields) -> list[PublishedVersion]:
+        """Versions matching `flt` (or the same fields as keywords), sorted by model and version."""
+        flt = VersionFilter.of(flt, **fields)
+        return sort_versions(v for v in self._candidates(flt) if flt.matches(v))
+
     @abstractmethod
-    def list_versions(
-        self,
-        *,
-        approved_only: bool = True,
-        base_model: str | None = None,
-        recipe: str | None = None,
-        scheme: str | None = None,
-        min_recovery: float | None = None,
-        include_archived: bool = False,
-    ) -> list[PublishedVersion]: ...
+    def _candidates(self, flt: VersionFilter) -> Iterable[PublishedVersion]:
+        """A superset of the versions `flt` matches, narrowed on the server as far as it can."""
 
     def close(self) -> None:  # pragma: no cover - trivial
         pass

@@ -14,7 +14,7 @@ import logging
 import threading
 import warnings
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 from urllib.parse import urlparse
 
 from tenacity import (
@@ -26,19 +26,9 @@ from tenacity import (
     wait_exponential,
 )
 
-from .base import (
-    APPROVED_LABEL,
-    SOURCE_KIND,
-    PublishedVersion,
-    RegistryAuthError,
-    RegistryBackend,
-    RegistryEndpointError,
-    RegistryError,
-    RegistryUnavailable,
-    VariantRecord,
-    matches,
-    sort_versions,
-)
+from .base import APPROVED_LABEL, SOURCE_KIND, PublishedVersion, RegistryBackend, VariantRecord, VersionFilter
+from .base import KUBEFLOW_AUTH_HINT, RegistryAuthError, RegistryEndpointError, RegistryError, RegistryUnavailable
+from .base import status_error
 from .kubeflow_api import api_prefix, detect_api_version, versioned_api_client
 
 log = logging.getLogger(__name__)
@@ -105,6 +95,8 @@ class KubeflowRegistry(RegistryBackend):
         )
         self._retry_attempts = retry_attempts
         self._loops = threading.local()
+        self._rest = None  # the lookups' HTTP pool, opened on first use
+        self._rest_lock = threading.Lock()
         if is_secure and not self._token:
             raise RegistryAuthError(
                 f"model registry at {self.url} uses TLS and needs a bearer token: pass token=, set"
@@ -166,22 +158,16 @@ class KubeflowRegistry(RegistryBackend):
                 f" API's JSON ({type(exc).__name__}: {self._scrub(str(exc)).splitlines()[0][:120]}); likely"
                 " cause: a proxy or login page in front of the registry (token expired?) or a wrong URL"
             )
-        if isinstance(exc, mx.UnauthorizedException | mx.ForbiddenException):
-            return RegistryAuthError(
-                f"model registry at {self.url} refused the request ({exc.status} {exc.reason}) during {what}:"
-                " check the bearer token (DMC_REGISTRY_TOKEN / service-account token) and its RBAC"
-            )
         if isinstance(exc, mx.ConflictException):
             return _Conflict(str(exc.status))
         if isinstance(exc, mx.NotFoundException):
             return _NotFound(str(exc.status))
-        if isinstance(exc, mx.ServiceException):
+        if isinstance(exc, mx.ApiException) and exc.status:
             body = " ".join(self._scrub(str(getattr(exc, "body", "") or "")).split())[:80]
-            return RegistryUnavailable(
-                f"model registry at {self.url} answered {exc.status} {exc.reason} during {what}"
-                + (f' ("{body}")' if body else "")
-                + "; likely cause: the registry behind the route/proxy is down or still starting"
-            )
+            answer = f"{exc.status} {exc.reason}" + (f' ("{body}")' if body and exc.status >= 500 else "")
+            err = status_error(f"model registry at {self.url}", what, exc.status, answer, KUBEFLOW_AUTH_HINT)
+            if err is not None:
+                return err
         if isinstance(exc, mx.ApiException):
             body = self._scrub(str(getattr(exc, "body", "") or ""))[:300]
             return RegistryError(f"model registry at {self.url} rejected {what}: {exc.status} {exc.reason} {body}")
@@ -292,7 +278,7 @@ class KubeflowRegistry(RegistryBackend):
         art = self._model_artifact(mv.id)
         if art is None:
             new = ModelArtifact(
-                name=artifact_name(record.model_name, record.version_name),
+                name=artifact_name(record.version_name),
                 uri=record.uri,
                 description=record.description or None,
                 model_format_name=record.model_format_name,
@@ -372,109 +358,76 @@ class KubeflowRegistry(RegistryBackend):
             mv = self._acall(lambda: self._api.upsert_model_version(mv), what=f"revoke {model_name}/{version_name}")
         return self._to_published(model_name, rm.id, mv, self._model_artifact(mv.id))
 
-    def list_versions(
-        self,
-        *,
-        approved_only: bool = True,
-        base_model: str | None = None,
-        recipe: str | None = None,
-        scheme: str | None = None,
-        min_recovery: float | None = None,
-        include_archived: bool = False,
-    ) -> list[PublishedVersion]:
-        kw = dict(
-            approved_only=approved_only,
-            base_model=base_model,
-            recipe=recipe,
-            scheme=scheme,
-            min_recovery=min_recovery,
-            include_archived=include_archived,
-        )
-        # Narrow on the server with its filterQuery language; `matches` below is the authority.
-        clauses = []
-        for key, value in (("base_model", base_model), ("recipe", recipe), ("scheme", scheme)):
-            if value is not None:
-                clauses.append(f"{key}.string_value = {_quote(value)}")
-        if approved_only:
+    def _candidates(self, flt: VersionFilter) -> list[PublishedVersion]:
+        query = self.version_query(flt)
+        return self._call(lambda: self._read_candidates(flt, query), what="list versions")
+
+    @staticmethod
+    def version_query(flt: VersionFilter) -> str | None:
+        """The server-side narrowing of `flt` in the registry's filterQuery language: property
+        equality, the approval label, the state. The numeric bound is checked here (the server
+        would compare the stored strings)."""
+        clauses = [f"{key}.string_value = {_quote(value)}" for key, value in flt.equalities().items()]
+        if flt.approved_only:
             clauses.append(f'{APPROVED_LABEL}.string_value = ""')
-        if not include_archived:
+        if not flt.include_archived:
             clauses.append('state = "LIVE"')
-        query = " AND ".join(clauses) or None
-        return self._call(lambda: self._run_list(query, kw), what="list versions")
+        return " AND ".join(clauses) or None
 
-    def _run_list(self, query: str | None, kw: dict[str, Any]) -> list[PublishedVersion]:
-        # The whole listing may take many requests: give it a proportionate deadline.
-        return self._run_coro(self._list_async(query, kw), timeout=self._request_timeout * 30)
+    def _reader(self):
+        with self._rest_lock:  # one pool per connection, also when threads share this object
+            if self._rest is None:
+                from .kubeflow_reads import RestReader
 
-    async def _list_async(self, query: str | None, kw: dict[str, Any]) -> list[PublishedVersion]:
-        # The generated API's *_without_preload_content variants return the raw response: the
-        # JSON is read directly (no pydantic model per item), which is most of the cost here.
-        async with self._api.get_client() as client:
+                self._rest = RestReader(self.url + self.api_prefix, self._token, self._request_timeout,
+                                        self._list_concurrency)
+            return self._rest
 
-            async def pages(call, **params) -> list[dict]:
-                items, token = [], None
-                while True:
-                    resp = await call(page_size="1000", next_page_token=token, **params)
-                    body = await _json(resp)
-                    items += body.get("items") or []
-                    token = body.get("nextPageToken")
-                    if not token or not body.get("items"):
-                        return items
+    def _read_candidates(self, flt: VersionFilter, query: str | None) -> list[PublishedVersion]:
+        rest = self._reader()
+        # A query without property filters ("all approved") will need most artifacts: list them
+        # beside the versions instead of after them.
+        all_artifacts = rest.submit(self._artifacts_by_name) if not flt.equalities() else None
+        models = rest.submit(rest.pages, "/registered_models")
+        versions = rest.sliced("/model_versions", query)
+        names = {str(m["id"]): m["name"] for m in models.result()}
+        candidates = []
+        for mv in versions:
+            name = names.get(str(mv.get("registeredModelId")), "")
+            if flt.matches(_published_from_json(name, mv, None)):
+                candidates.append((name, mv))
+        if all_artifacts is None and len(candidates) > self._batch_threshold:
+            all_artifacts = rest.submit(self._artifacts_by_name)
+        by_name = all_artifacts.result() if all_artifacts is not None else {}
 
-            names = {str(m["id"]): m["name"] for m in await pages(client.get_registered_models_without_preload_content)}
-            versions = await pages(client.get_model_versions_without_preload_content, filter_query=query)
-            candidates = []
-            for mv in versions:
-                pv = _published_from_json(names.get(str(mv.get("registeredModelId")), ""), mv, None)
-                if matches(pv, **kw):
-                    candidates.append(mv)
-            sem = asyncio.Semaphore(self._list_concurrency)
+        def artifact_of(item: tuple[str, dict]) -> dict | None:
+            name, mv = item
+            for key in (artifact_name(mv["name"]), legacy_artifact_name(name, mv["name"])):
+                hits = by_name.get(key, [])
+                if len(hits) == 1:
+                    return hits[0]
+            # Few candidates, or an artifact someone else named: read the version's own artifacts.
+            body = rest.get(f"/model_versions/{mv['id']}/artifacts", pageSize="10")
+            return next((a for a in body.get("items") or [] if a.get("artifactType") == "model-artifact"), None)
 
-            async def artifact_of(mv: dict) -> dict | None:
-                async with sem:
-                    resp = await client.get_model_version_artifacts_without_preload_content(
-                        mv["id"], page_size="10"
-                    )
-                    body = await _json(resp)
-                return next((a for a in body.get("items") or [] if a.get("artifactType") == "model-artifact"), None)
+        arts = rest.map(artifact_of, candidates)
+        return [_published_from_json(name, mv, art) for (name, mv), art in zip(candidates, arts, strict=True)]
 
-            # Batched: every artifact we wrote, a page of 1,000 per request, matched by name; a
-            # version whose artifact is not found that way (written by others) is read on its own.
-            # Measured on v0.3.14 (2 loaded cores): listing 1,300 artifacts ~3-4 s, one read ~40 ms
-            # with 16 in flight, so the listing pays off from a few hundred candidates.
-            by_name: dict[str, list[dict]] = {}
-            # Few candidates (a filtered query): one read each is cheaper than listing every artifact.
-            if len(candidates) > self._batch_threshold:
-                kind_filter = f"modelSourceKind = {_quote(SOURCE_KIND)}"
-                for a in await pages(client.get_model_artifacts_without_preload_content, filter_query=kind_filter):
-                    by_name.setdefault(a.get("name") or "", []).append(a)
+    def _artifacts_by_name(self) -> dict[str, list[dict]]:
+        """Our model artifacts (source kind "dagster"), by name. The listing does not say which version
+        an artifact belongs to; our version names are content hashes, so a name held by exactly one
+        of our artifacts identifies it. Anything else is read from its version."""
+        by_name: dict[str, list[dict]] = {}
+        for art in self._reader().sliced("/artifacts", artifactType="model-artifact"):
+            if art.get("modelSourceKind") == SOURCE_KIND:
+                by_name.setdefault(art.get("name") or "", []).append(art)
+        return by_name
 
-            async def resolved(mv: dict) -> dict | None:
-                hits = by_name.get(artifact_name(names.get(str(mv.get("registeredModelId")), ""), mv["name"]), [])
-                return hits[0] if len(hits) == 1 else await artifact_of(mv)
-
-            arts = await asyncio.gather(*(resolved(mv) for mv in candidates))
-        out = [
-            _published_from_json(names.get(str(mv.get("registeredModelId")), ""), mv, art)
-            for mv, art in zip(candidates, arts, strict=True)
-        ]
-        return sort_versions(v for v in out if matches(v, **kw))
-
-
-async def _json(resp) -> dict:
-    """Body of a raw response from the generated API; HTTP errors mapped like the client does."""
-    from mr_openapi import exceptions as mx
-
-    from mr_openapi.rest import RESTResponse
-
-    data = await resp.read()
-    if resp.status >= 400:  # wrapped as the generated client does, so 404/409/5xx map the same way
-        rest = RESTResponse(resp)
-        rest.data = data
-        raise mx.ApiException.from_response(http_resp=rest, body=data.decode(errors="replace"), data=None)
-    import json
-
-    return json.loads(data)
+    def close(self) -> None:
+        with self._rest_lock:
+            if self._rest is not None:
+                self._rest.close()
+                self._rest = None
 
 
 def _meta_value(meta: dict) -> str:
@@ -504,9 +457,16 @@ def _published_from_json(model_name: str, mv: dict, art: dict | None) -> Publish
     )
 
 
-def artifact_name(model_name: str, version_name: str) -> str:
-    """Names the ModelArtifact like the RHOAI dashboard's registration form does (model, version,
-    "artifact"); unique enough that lookups can fetch all artifacts at once and match them by name."""
+def artifact_name(version_name: str) -> str:
+    """Names the ModelArtifact as the RHOAI dashboard's registration form does: the version's name.
+    odh-dashboard switched from `<model>-<version>-artifact` to `${versionName}` in commit
+    0c5a5d9f454cfc9efc413219d075f1905821d22d (2024-11-05, #3377); still so at b9d09633b0 (2026-08-21),
+    packages/model-registry/upstream/frontend/src/app/pages/modelRegistry/screens/RegisterModel/utils.ts."""
+    return version_name
+
+
+def legacy_artifact_name(model_name: str, version_name: str) -> str:
+    """What this project wrote before (the dashboard's form before 2024-11-05): still matched on read."""
     return f"{model_name}-{version_name}-artifact"
 
 

@@ -21,7 +21,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
-from .base import RegistryAuthError, RegistryEndpointError, RegistryUnavailable
+from .base import KUBEFLOW_AUTH_HINT, RegistryEndpointError, RegistryUnavailable, status_error
 
 log = logging.getLogger(__name__)
 
@@ -118,16 +118,10 @@ def detect_api_version(base_url: str, token: str | None, timeout: float, verify:
                 f"model registry at {base_url} unreachable ({type(exc).__name__}: {reason});"
                 " likely cause: wrong host/port, or the server is down"
             ) from None
-        if ans.status in (401, 403):
-            raise RegistryAuthError(
-                f"model registry at {base_url} refused the request ({ans.status} {ans.reason}) during connect:"
-                " check the bearer token (DMC_REGISTRY_TOKEN / service-account token) and its RBAC"
-            )
-        if ans.status >= 500:
-            raise RegistryUnavailable(
-                f"model registry at {base_url} answered GET {probe} with {ans.describe()};"
-                " likely cause: the registry behind the route/proxy is down or still starting"
-            )
+        err = status_error(f"model registry at {base_url}", f"connect (GET {probe})", ans.status,
+                           ans.describe().removeprefix("HTTP "), KUBEFLOW_AUTH_HINT)
+        if err is not None:
+            raise err
         if ans.status == 200 and _is_api_list(ans):
             _log_deprecation(base_url, version, ans)
             log.debug("model registry at %s speaks %s", base_url, api_prefix(version))

@@ -16,8 +16,7 @@ from .base import (
     RegistryBackend,
     RegistryError,
     VariantRecord,
-    matches,
-    sort_versions,
+    VersionFilter,
 )
 
 log = logging.getLogger(__name__)
@@ -257,41 +256,22 @@ class LocalRegistry(RegistryBackend):
         found = self._build(con, rows)
         return found[0] if found else None
 
-    def list_versions(
-        self,
-        *,
-        approved_only: bool = True,
-        base_model: str | None = None,
-        recipe: str | None = None,
-        scheme: str | None = None,
-        min_recovery: float | None = None,
-        include_archived: bool = False,
-    ) -> list[PublishedVersion]:
+    def _candidates(self, flt: VersionFilter) -> list[PublishedVersion]:
         where, args = [], []
-        if approved_only:
+        if flt.approved_only:
             where.append("EXISTS (SELECT 1 FROM properties p WHERE p.version_id = v.id AND p.key = ?)")
             args.append(APPROVED_LABEL)
-        if not include_archived:
+        if not flt.include_archived:
             where.append("v.archived = 0")
-        for key, value in (("base_model", base_model), ("recipe", recipe), ("scheme", scheme)):
-            if value is not None:
-                where.append("EXISTS (SELECT 1 FROM properties p WHERE p.version_id = v.id AND p.key = ? AND p.value = ?)")
-                args += [key, value]
-        if min_recovery is not None:
+        for key, value in flt.equalities().items():
+            where.append("EXISTS (SELECT 1 FROM properties p WHERE p.version_id = v.id AND p.key = ? AND p.value = ?)")
+            args += [key, value]
+        if flt.min_recovery is not None:
             where.append(
                 "EXISTS (SELECT 1 FROM properties p WHERE p.version_id = v.id AND p.key = 'recovery_avg'"
                 " AND CAST(p.value AS REAL) >= ?)"
             )
-            args.append(float(min_recovery))
+            args.append(flt.min_recovery)
         sql = _SELECT + (" WHERE " + " AND ".join(where) if where else "")
         con = self._con()
-        found = self._build(con, con.execute(sql, args).fetchall())
-        kw = dict(
-            approved_only=approved_only,
-            base_model=base_model,
-            recipe=recipe,
-            scheme=scheme,
-            min_recovery=min_recovery,
-            include_archived=include_archived,
-        )
-        return sort_versions(v for v in found if matches(v, **kw))
+        return self._build(con, con.execute(sql, args).fetchall())

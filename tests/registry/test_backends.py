@@ -13,6 +13,7 @@ from dagster_project.registry import (
     RegistryBackend,
     RegistryError,
     VariantRecord,
+    VersionFilter,
 )
 
 from . import rest
@@ -189,6 +190,7 @@ def test_list_filters(registry, unique):
     def names(**kw):
         got = registry.list_versions(**kw)
         assert all(isinstance(v, PublishedVersion) for v in got)
+        assert registry.list_versions(VersionFilter(**kw)) == got  # the value object means the same
         return [v.version_name for v in got if v.properties.get("base_model") in (base, other_base)]
 
     assert names(base_model=base) == ["v-000000000001", "v-000000000002", "v-000000000003", "v-000000000004"]

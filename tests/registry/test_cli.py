@@ -136,3 +136,41 @@ def test_default_is_local_sqlite_and_no_heavy_imports(tmp_path):
                          env={**os.environ, **env, "DMC_REGISTRY_URL": ""})
     assert res.returncode == 0, res.stderr
     assert "HEAVY [] RC 1" in res.stdout, res.stdout + res.stderr  # 1: an empty registry matches nothing
+
+
+@pytest.mark.registry_server
+def test_dmc_lists_what_the_publication_step_wrote_to_an_unmodified_v1alpha3_server(unique, monkeypatch):
+    """Acceptance (issue 12): entries published the way the graph publishes them (the registry_entry
+    step's `publish_or_fail` through the Dagster resource, $DMC_REGISTRY_URL) into the unmodified
+    v0.3.14 server are listed by `dmc models list --registry <url>`; a URL serving an HTML page
+    instead exits 2 with one clear line."""
+    from dagster_project.assets.publication import publish_or_fail
+    from dagster_project.resources.model_registry import ModelRegistryResource
+
+    from . import loopback
+    from .conftest import server_url
+
+    url = server_url("v1alpha3-upstream")
+    records = [record(unique, f"v-00000000000{i}", model_name=f"demo-llama-{recipe}-{unique}",
+                      properties={"recipe": recipe})
+               for i, recipe in enumerate(("w4a16-rtn", "w4a16-gptq"), start=1)]
+    resource = ModelRegistryResource()  # as definitions.py builds it: the URL comes from the environment
+    monkeypatch.setenv("DMC_REGISTRY_URL", url)
+    published = [publish_or_fail(resource, rec) for rec in records]
+    with open_registry(url) as reg:
+        assert reg.api_version == "v1alpha3"  # the unmodified upstream server: no v1 routes
+
+    out = dmc("models", "list", "--registry", url, "--base-model", f"org/base-{unique}", "--json")
+    assert out.returncode == 0, out.stderr
+    listed = {(v["model_name"], v["version_name"]): v["uri"] for v in json.loads(out.stdout)}
+    assert listed == {(p.model_name, p.version_name): p.uri for p in published}
+    table = dmc("models", "list", "--registry", url, "--base-model", f"org/base-{unique}")
+    assert table.returncode == 0 and all(p.model_name in table.stdout for p in published), table.stderr
+
+    with loopback.serve({"*": loopback.HTML_LOGIN}) as (html_url, _):
+        out = dmc("models", "list", "--registry", html_url)
+    assert out.returncode == 2, out
+    assert out.stdout == "" and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    line = out.stderr.strip()
+    assert line.startswith("dmc: error:") and html_url.split("//")[1] in line and "text/html" in line
+    assert "likely cause" in line and "Traceback" not in out.stderr

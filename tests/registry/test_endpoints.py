@@ -94,8 +94,10 @@ def test_v1alpha3_only_server_is_detected_and_deprecation_is_logged(caplog):
     assert warning and "Sunset: Wed, 30 Jun 2027" in warning[0] and url in warning[0]
 
 
-def test_html_page_in_the_middle_of_a_session_is_one_clear_line():
-    """Connected fine, then a proxy starts answering with its login page (token expired)."""
+@pytest.mark.parametrize("call", ["get", "list_versions"])
+def test_html_page_in_the_middle_of_a_session_is_one_clear_line(call):
+    """Connected fine, then a proxy starts answering with its login page (token expired); lookups
+    read over their own HTTP pool, so both paths are checked."""
     body = json.dumps({"items": [], "size": 0, "pageSize": 1, "nextPageToken": ""}).encode()
     state = {"ok": True}
 
@@ -108,9 +110,31 @@ def test_html_page_in_the_middle_of_a_session_is_one_clear_line():
         reg = open_registry(url, **FAST_RETRIES)
         state["ok"] = False
         with pytest.raises(RegistryEndpointError) as err:
-            reg.get("some-model", "v-1")
+            reg.get("some-model", "v-1") if call == "get" else reg.list_versions()
     msg = str(err.value)
     assert "\n" not in msg and url in msg and "not the Model Registry API's JSON" in msg, msg
+
+
+def test_lookup_behind_a_failing_proxy_retries_then_gives_one_line():
+    """Connected fine, then the route answers 503: bounded retries, then RegistryUnavailable."""
+    body = json.dumps({"items": [], "size": 0, "pageSize": 1, "nextPageToken": ""}).encode()
+    state = {"ok": True}
+
+    def route(path):
+        if state["ok"]:
+            return 200, "application/json", body, {}
+        return 503, "text/plain", b"upstream connect error", {}
+
+    with loopback.serve(route) as (url, hits):
+        reg = open_registry(url, **FAST_RETRIES)
+        state["ok"] = False
+        before = len(hits)
+        with pytest.raises(RegistryUnavailable) as err:
+            reg.list_versions()
+        reg.close()
+    msg = str(err.value)
+    assert "\n" not in msg and url in msg and "503" in msg and "3 attempt" in msg, msg
+    assert len(hits) - before >= 3  # retried, not given up at once
 
 
 def test_real_servers_are_detected_per_api_version(kubeflow_url):
@@ -150,6 +174,11 @@ def test_batched_and_per_version_artifact_reads_agree(kubeflow_url, unique):
     rest.call(base, "POST", f"/model_versions/{foreign['id']}/artifacts",
               {"artifactType": "model-artifact", "name": "written-elsewhere", "uri": "pvc://other/place",
                "modelSourceKind": "dagster"})
+    # written by an earlier release of ours, under the dashboard's pre-2024-11 name
+    legacy = rest.create_version(base, rm["id"], "v-00000000000a")
+    rest.call(base, "POST", f"/model_versions/{legacy['id']}/artifacts",
+              {"artifactType": "model-artifact", "name": f"{published[0].model_name}-v-00000000000a-artifact",
+               "uri": "pvc://legacy/place", "modelSourceKind": "dagster"})
     kw = dict(base_model=f"org/base-{unique}", approved_only=False)
     batched = open_registry(kubeflow_url, batch_threshold=0, **FAST_RETRIES).list_versions(**kw)
     one_by_one = open_registry(kubeflow_url, batch_threshold=10**6, **FAST_RETRIES).list_versions(**kw)
@@ -157,4 +186,5 @@ def test_batched_and_per_version_artifact_reads_agree(kubeflow_url, unique):
     assert [v.uri for v in batched] == [p.uri for p in published]
     everything = open_registry(kubeflow_url, batch_threshold=0, **FAST_RETRIES).list_versions(approved_only=False)
     assert {v.version_name: v.uri for v in everything if v.model_name == published[0].model_name} == {
-        **{p.version_name: p.uri for p in published}, "v-000000000009": "pvc://other/place"}
+        **{p.version_name: p.uri for p in published}, "v-000000000009": "pvc://other/place",
+        "v-00000000000a": "pvc://legacy/place"}

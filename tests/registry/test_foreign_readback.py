@@ -39,6 +39,8 @@ def test_plain_rest_client_finds_lineage_metrics_label_and_uri(kubeflow_url, uni
     assert len(arts) == 1  # the dashboard deploys items[0]
     art = arts[0]
     assert art["artifactType"] == "model-artifact"
+    # named as the dashboard's registration form names it: the version's name (odh-dashboard 0c5a5d9f, #3377)
+    assert art["name"] == mv["name"] == rec.version_name
     assert art["uri"] == rec.uri
     assert (art["modelSourceKind"], art["modelSourceId"], art["modelSourceName"]) == (
         "dagster", rec.source_id, rec.source_name)
