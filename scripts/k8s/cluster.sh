@@ -14,6 +14,7 @@
 #   scripts/k8s/cluster.sh stop         # stops everything it started, removes pod containers
 #   scripts/k8s/cluster.sh status       # exit 0 when the node is Ready
 #   scripts/k8s/cluster.sh import TAR   # ctr import an image archive into every node's containerd
+#   scripts/k8s/cluster.sh import-docker NAME:TAG   # the same, streamed from $DOCKER_HOST
 #   scripts/k8s/cluster.sh clean        # stop + delete the state dir
 #
 # Env: DMC_K8S_STATE_DIR (default /tmp/dmc-k8s-$UID), DMC_K8S_NODE (default dmc-node),
@@ -132,6 +133,40 @@ pause_image() {
 }
 
 import_into() { ctr --address "$1" -n k8s.io images import --no-unpack=false "$2" >&2; }
+
+# import_docker IMAGE: `docker save` streamed into each node's containerd (no archive on disk).
+# Disk: layer blobs are hard-linked into the next node's store (containerd then skips writing
+# them) and dropped once unpacked, so each node keeps one copy of the image: its snapshots.
+import_docker() {
+  local image="$1" prev="" sock dir blobs pids=()
+  for sock in "$CTRD_SOCK" "$CPU_CTRD_SOCK"; do
+    [[ -S "$sock" ]] || continue
+    dir="${sock%/run/containerd/containerd.sock}"
+    blobs="$dir/containerd/root/io.containerd.content.v1.content/blobs/sha256"
+    mkdir -p "$blobs"
+    if [[ -n "$prev" ]]; then
+      for f in "$prev"/*; do [[ -e "$blobs/${f##*/}" ]] || ln "$f" "$blobs/"; done
+    fi
+    /usr/bin/docker save "$image" | import_into "$sock" -
+    prev="$blobs"
+  done
+  for sock in "$CTRD_SOCK" "$CPU_CTRD_SOCK"; do
+    [[ -S "$sock" ]] || continue
+    local manifest
+    manifest=$(ctr --address "$sock" -n k8s.io images ls | awk -v i="docker.io/library/$image" '$1 == i {print $3}')
+    [[ -n "$manifest" ]] || die "image $image not found in $sock after import"
+    python3 - "$sock" "$manifest" <<'PY' | xargs -r ctr --address "$sock" -n k8s.io content rm >/dev/null
+import json, subprocess, sys
+sock, todo = sys.argv[1], [sys.argv[2]]
+while todo:  # an index names manifests, a manifest names layers
+    doc = json.loads(subprocess.run(["ctr", "--address", sock, "-n", "k8s.io", "content", "get", todo.pop()],
+                                    check=True, capture_output=True).stdout)
+    todo += [m["digest"] for m in doc.get("manifests", [])]
+    for layer in doc.get("layers", []):
+        print(layer["digest"])
+PY
+  done
+}
 # Every node's containerd, in parallel.
 import_image() {
   local pids=() sock
@@ -319,7 +354,8 @@ case "${1:-}" in
   stop) stop ;;
   status) status ;;
   import) import_image "${2:?image archive}" ;;
+  import-docker) import_docker "${2:?image name:tag (DOCKER_HOST: the daemon that has it)}" ;;
   kubeconfig) echo "$KUBECONFIG_ADMIN" ;;
   clean) stop; rm -rf --one-file-system "$STATE" ;;
-  *) echo "usage: $0 start|stop|status|import TAR|kubeconfig|clean" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|import TAR|import-docker NAME:TAG|kubeconfig|clean" >&2; exit 2 ;;
 esac
