@@ -134,21 +134,24 @@ pause_image() {
 
 import_into() { ctr --address "$1" -n k8s.io images import --no-unpack=false "$2" >&2; }
 
-# import_docker IMAGE: `docker save` streamed into each node's containerd (no archive on disk).
-# Disk: layer blobs are hard-linked into the next node's store (containerd then skips writing
-# them) and dropped once unpacked, so each node keeps one copy of the image: its snapshots.
+# import_docker IMAGE: `docker save` streamed into the first node's containerd (no archive on disk).
+# Disk: the layer blobs are hard-linked into the next node's store and that node imports the
+# first one's OCI export (digests known up front, so containerd writes no blob twice); blobs are
+# dropped once unpacked, so each node keeps one copy of the image: its snapshots.
 import_docker() {
-  local image="$1" prev="" sock dir blobs pids=()
+  local image="$1" prev="" prev_sock="" sock dir blobs
   for sock in "$CTRD_SOCK" "$CPU_CTRD_SOCK"; do
     [[ -S "$sock" ]] || continue
     dir="${sock%/run/containerd/containerd.sock}"
     blobs="$dir/containerd/root/io.containerd.content.v1.content/blobs/sha256"
     mkdir -p "$blobs"
-    if [[ -n "$prev" ]]; then
+    if [[ -z "$prev" ]]; then
+      /usr/bin/docker save "$image" | import_into "$sock" -
+    else
       for f in "$prev"/*; do [[ -e "$blobs/${f##*/}" ]] || ln "$f" "$blobs/"; done
+      ctr --address "$prev_sock" -n k8s.io images export - "docker.io/library/$image" | import_into "$sock" -
     fi
-    /usr/bin/docker save "$image" | import_into "$sock" -
-    prev="$blobs"
+    prev="$blobs" prev_sock="$sock"
   done
   for sock in "$CTRD_SOCK" "$CPU_CTRD_SOCK"; do
     [[ -S "$sock" ]] || continue
@@ -237,8 +240,9 @@ authentication:
   x509: {clientCAFile: $PKI/ca.crt}
 authorization: {mode: Webhook}
 podLogsDir: $dir/pod-logs
-# The host disk is shared: never evict or garbage-collect images because of it.
-evictionHard: {memory.available: "100Mi", nodefs.available: "1%", imagefs.available: "1%"}
+# The host disk is shared with other work: never evict pods or delete images because it is
+# nearly full (a 1% threshold on a big disk made the kubelet delete a just-imported image).
+evictionHard: {memory.available: "100Mi", nodefs.available: "1Mi", imagefs.available: "1Mi"}
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 serializeImagePulls: false

@@ -10,8 +10,9 @@ Stages (each timed; the table is printed at the end):
   chart     our chart rendered by helm (dagster.enabled=false: the official chart cannot be
             downloaded) and applied; the models PVC (caches; artifacts with --store pvc) bound to a
             hostPath PV
-  dagster   dagster-webserver + dagster-daemon configured as the official chart configures them:
-            K8sRunLauncher against this cluster, run/event storage in PostgreSQL
+  dagster   dagster-webserver (host) + dagster-daemon (a pod) configured as the official chart
+            configures them: QueuedRunCoordinator, K8sRunLauncher with in-cluster config, run/event
+            storage in PostgreSQL
   runs      the base run and one variant run per recipe, launched through the webserver's GraphQL
             API like the UI's "Materialize"; every pod the cluster created is listed with its
             node, requests, tolerations and image, and checked (GPU only for compression, on
@@ -230,9 +231,15 @@ class E2E:
         }
         doc = {
             "telemetry": {"enabled": False},
+            # SQLAlchemy 2.1 (constraints.txt) maps plain "postgresql" to psycopg 3, which the image
+            # lacks; dagster-postgres ships psycopg2, so name that driver.
             "storage": {"postgres": {"postgres_db": {"hostname": "127.0.0.1", "port": pg_port, "username": "dagster",
-                                                     "password": "", "db_name": "dagster"}}},
+                                                     "password": "", "db_name": "dagster",
+                                                     "scheme": "postgresql+psycopg2"}}},
             "run_launcher": {"module": "dagster_k8s", "class": "K8sRunLauncher", "config": launcher},
+            # As the official chart: the webserver queues, the daemon (a pod, in-cluster config)
+            # launches, so run and step pods get the daemon's in-cluster instance.
+            "run_coordinator": {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator"},
         }
         return json.dumps(doc)
 
@@ -279,11 +286,31 @@ class E2E:
             "host": "127.0.0.1", "port": grpc, "location_name": LOCATION}}]}))
         wait("code server gRPC", lambda: run([str(ROOT / ".venv/bin/dagster"), "api", "grpc-health-check",
                                              "-p", str(grpc)], check=False).returncode == 0, 600, every=3)
+        # The daemon as the chart runs it: a pod with the runner ServiceAccount and the instance
+        # ConfigMap (in-cluster config), so what it launches can reach the API from inside.
+        self.kubectl("-n", NS, "create", "configmap", "dagster-workspace", f"--from-file=workspace.yaml={workspace}")
+        daemon = {
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "dagster-daemon", "labels": {"app": "dagster-daemon"}},
+            "spec": {"hostNetwork": True, "dnsPolicy": "ClusterFirstWithHostNet", "serviceAccountName": "dmc-runner",
+                     "containers": [{
+                         "name": "daemon", "image": self.image, "imagePullPolicy": "Never",
+                         "args": ["dagster-daemon", "run", "-w", "/dagster-workspace/workspace.yaml"],
+                         "env": [{"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"},
+                                 {"name": "KUBERNETES_SERVICE_PORT", "value": str(self.api_port)}],
+                         "envFrom": [{"configMapRef": {"name": "dmc-env"}}],
+                         "volumeMounts": [{"name": "instance", "mountPath": "/opt/dagster/dagster_home/dagster.yaml",
+                                           "subPath": "dagster.yaml"},
+                                          {"name": "workspace", "mountPath": "/dagster-workspace"}]}],
+                     "volumes": [{"name": "instance", "configMap": {"name": "dagster-instance"}},
+                                 {"name": "workspace", "configMap": {"name": "dagster-workspace"}}]},
+        }
+        self.kubectl("-n", NS, "apply", "-f", "-", input=json.dumps(daemon))
+        self.kubectl("-n", NS, "wait", "--for=condition=Ready", "pod/dagster-daemon", "--timeout=600s")
         port = free_port()
         env = {**os.environ, "DAGSTER_HOME": str(home), **self.chart_env()}
         for cmd in ([str(ROOT / ".venv/bin/dagster-webserver"), "-h", "127.0.0.1", "-p", str(port),
-                     "-w", str(workspace)],
-                    [str(ROOT / ".venv/bin/dagster-daemon"), "run", "-w", str(workspace)]):
+                     "-w", str(workspace)],):
             logf = open(self.state / f"{Path(cmd[0]).name}.log", "w")
             self.procs.append(subprocess.Popen(cmd, env=env, stdout=logf, stderr=subprocess.STDOUT,
                                                cwd=ROOT, start_new_session=True))
@@ -311,6 +338,10 @@ class E2E:
                 if not k.startswith("DMC_MODELS_FILE") and not k.startswith("DMC_WATCHLIST_FILE")}
 
     def stop(self) -> None:
+        self.stop_services()
+        run(["bash", str(ROOT / "scripts/k8s/cluster.sh"), "clean"], env=self.env, check=False, timeout=300)
+
+    def stop_services(self) -> None:
         # Webserver + daemon: their process groups (also those a --keep run left, by the pids it wrote).
         pids = {p.pid for p in self.procs}
         if (self.state / "dagster_pids").exists():
@@ -334,7 +365,6 @@ class E2E:
         if pg.exists():
             run(["runuser", "-u", "postgres", "--", "/usr/lib/postgresql/15/bin/pg_ctl", "-D", str(pg), "-m", "fast",
                  "stop"], check=False, timeout=120)
-        run(["bash", str(ROOT / "scripts/k8s/cluster.sh"), "clean"], env=self.env, check=False, timeout=300)
 
 
 def state_dir(e: E2E) -> Path:
@@ -364,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--store", choices=("s3", "pvc"), default="s3", help="where artifacts go between pods")
     ap.add_argument("--keep", action="store_true", help="leave everything running (debugging)")
     ap.add_argument("--resume", action="store_true", help="reuse what a --keep run left running; go to the runs")
+    ap.add_argument("--reuse-cluster", action="store_true", help="reuse the cluster a --keep run left running")
     args = ap.parse_args(argv)
     # `timeout` / Ctrl-C still tear everything down (finally below).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -374,6 +405,15 @@ def main(argv: list[str] | None = None) -> int:
         saved = json.loads(ready.read_text())
         e.kubeconfig, e.api_port, e.s3_endpoint = saved["kubeconfig"], saved["api_port"], saved["s3_endpoint"]
         registry, port = saved["registry"], saved["port"]
+    elif args.reuse_cluster:  # debugging: the cluster (image imported) a --keep run left; the rest afresh
+        e.kubeconfig = str(state / "cluster" / "admin.kubeconfig")
+        e.api_port = int((state / "cluster" / "apiserver_port").read_text())
+        e.stop_services()
+        e.kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=true", "--timeout=300s")
+        e.kubectl("delete", "pv", "dmc-e2e-models", "--ignore-not-found")
+        for child in state.iterdir():
+            if child.name != "cluster":
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
     else:
         if state.exists():  # a run killed before its teardown: stop what it left, then start afresh
             e.stop()
@@ -382,10 +422,11 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     try:
         if not (args.resume and ready.exists()):
-            with stage("cluster"):
-                e.cluster()
-            with stage("image"):
-                e.import_image()
+            if not args.reuse_cluster:
+                with stage("cluster"):
+                    e.cluster()
+                with stage("image"):
+                    e.import_image()
             with stage("services"):
                 pg = e.postgres()
                 registry = e.registry()
