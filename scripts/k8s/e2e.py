@@ -188,6 +188,10 @@ class E2E:
         seed = models / "cache" / "demo-model" / from_cache.name
         if not seed.exists():
             shutil.copytree(from_cache, seed)
+            # The cached report records the folder it was built in; in the pods it lives on the PVC.
+            report = seed / "demo_model_report.json"
+            report.write_text(json.dumps({**json.loads(report.read_text()),
+                                          "path": f"/models/cache/demo-model/{from_cache.name}"}, indent=2))
         run(["chmod", "-R", "a+rwX", str(models)])
         self.kubectl("create", "namespace", NS)
         pv = {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "dmc-e2e-models"},
