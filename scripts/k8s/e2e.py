@@ -343,7 +343,7 @@ class E2E:
 
     def stop(self) -> None:
         self.stop_services()
-        run(["bash", str(ROOT / "scripts/k8s/cluster.sh"), "clean"], env=self.env, check=False, timeout=300)
+        run(["bash", str(ROOT / "scripts/k8s/cluster.sh"), "clean"], env=self.env, check=False, timeout=1800)  # rm of ~11 GB of snapshots
 
     def stop_services(self) -> None:
         # Webserver + daemon: their process groups (also those a --keep run left, by the pids it wrote).
