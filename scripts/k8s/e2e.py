@@ -1,20 +1,26 @@
 """`make k8s-e2e`: the demo graph materialized on a real one-node Kubernetes cluster.
 
 Stages (each timed; the table is printed at the end):
-  cluster   scripts/k8s/cluster.sh start (apiserver, scheduler, kubelet ... on 127.0.0.1)
+  cluster   scripts/k8s/cluster.sh start (apiserver, scheduler, kubelet ... on 127.0.0.1) with two
+            nodes: dmc-node (fake nvidia.com/gpu: 1 + the chart's GPU taint) and dmc-cpu (untainted)
   image     the compress image (`make images`) saved by dockerd and imported into containerd
   services  PostgreSQL (Debian, private instance) for the Dagster instance; the real Model
-            Registry server (scripts/model_registry_server.sh)
+            Registry server (scripts/model_registry_server.sh); with --store s3 (default) the real
+            S3 server (SeaweedFS, scripts/s3_server.sh) that carries the artifacts between pods
   chart     our chart rendered by helm (dagster.enabled=false: the official chart cannot be
-            downloaded) and applied; the models PVC bound to a hostPath PV on the node
-  dagster   dagster-webserver + dagster-daemon configured as the official chart configures them:
-            K8sRunLauncher against this cluster, run/event storage in PostgreSQL
+            downloaded) and applied; the models PVC (caches; artifacts with --store pvc) bound to a
+            hostPath PV
+  dagster   dagster-webserver (host) + dagster-daemon (a pod) configured as the official chart
+            configures them: QueuedRunCoordinator, K8sRunLauncher with in-cluster config, run/event
+            storage in PostgreSQL
   runs      the base run and one variant run per recipe, launched through the webserver's GraphQL
             API like the UI's "Materialize"; every pod the cluster created is listed with its
-            node, requests, tolerations and image
+            node, requests, tolerations and image, and checked (GPU only for compression, on
+            the GPU node; no secret value in any spec or log; the approved variants in the registry)
+  nightly   the nightly schedule ticks (cron every minute) with nothing new: no run, no pod
 Everything is torn down at the end (cluster.sh clean, servers stopped), also on failure.
 
-    python scripts/k8s/e2e.py [--recipes w4a16-rtn,w8a16-rtn] [--keep]
+    python scripts/k8s/e2e.py [--recipes w4a16-rtn,w8a16-rtn] [--store s3|pvc] [--keep]
 """
 
 from __future__ import annotations
@@ -36,6 +42,13 @@ PY = ROOT / ".venv" / "bin" / "python"
 DOCKER = "/usr/bin/docker"
 NS = "dmc-e2e"
 MODEL = "demo-llama"
+BUCKET = "dmc-e2e"
+LOCATION = "model-compression"
+S3_KEY = "dmc-e2e"  # SeaweedFS accepts any credentials unless configured otherwise
+S3_SECRET = "dmc-s3-credentials"
+# Stand-in token values: the checks look for them in every pod spec and log (they must not appear).
+SECRET_VALUES = {"hf-hub-secret": ("HF_TOKEN", "hf_e2e_not_a_real_token_5b1f"),
+                 "model-registry-token": ("token", "e2e-registry-token-9c2d")}
 TIMES: list[tuple[str, float]] = []
 
 
@@ -76,11 +89,14 @@ def wait(what: str, fn, timeout: float, every: float = 1.0):
 
 
 class E2E:
-    def __init__(self, state: Path, recipes: list[str], image: str):
+    def __init__(self, state: Path, recipes: list[str], image: str, store: str = "s3"):
         self.state = state
         self.recipes = recipes
         self.image = image
-        self.env = {"DMC_K8S_STATE_DIR": str(state / "cluster"), "DMC_MR_STATE_DIR": str(state / "registry")}
+        self.store = store
+        self.s3_endpoint = ""
+        self.env = {"DMC_K8S_STATE_DIR": str(state / "cluster"), "DMC_MR_STATE_DIR": str(state / "registry"),
+                    "DMC_S3_STATE_DIR": str(state / "s3"), "DMC_K8S_CPU_NODE": "1"}
         self.procs: list[subprocess.Popen] = []
         self.kubeconfig = ""
         self.api_port = 0
@@ -95,13 +111,8 @@ class E2E:
         return run(["kubectl", "--kubeconfig", self.kubeconfig, *args], input=input, check=check)
 
     def import_image(self) -> None:
-        image_id = run([DOCKER, "image", "inspect", "-f", "{{.Id}}", self.image],
-                       env={"DOCKER_HOST": docker_host()}).stdout.strip().split(":")[-1][:12]
-        tar = self.state / f"image-{image_id}.tar"
-        if not tar.exists():
-            run([DOCKER, "save", "-o", str(tar), self.image], env={"DOCKER_HOST": docker_host()}, timeout=1800)
-        run(["bash", str(ROOT / "scripts/k8s/cluster.sh"), "import", str(tar)], env=self.env, timeout=1800)
-        tar.unlink()
+        run(["bash", str(ROOT / "scripts/k8s/cluster.sh"), "import-docker", self.image],
+            env={**self.env, "DOCKER_HOST": docker_host()}, timeout=3600)
         run(["bash", str(ROOT / "scripts/images/dockerd.sh"), "stop"], check=False)
 
     # -- services ------------------------------------------------------------------------------
@@ -122,6 +133,16 @@ class E2E:
         run([*as_pg, str(pg / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "dagster", "dagster"])
         (self.state / "pg_port").write_text(str(port))
         return f"127.0.0.1:{port}"
+
+    def s3(self) -> str:
+        """The real S3 server (SeaweedFS) on loopback and the bucket the chart's s3.root names."""
+        import s3fs
+
+        self.s3_endpoint = run(["bash", str(ROOT / "scripts/s3_server.sh"), "start"], env=self.env,
+                               timeout=3600).stdout.strip().splitlines()[-1]
+        s3fs.S3FileSystem(key=S3_KEY, secret=S3_KEY, skip_instance_cache=True,
+                          client_kwargs={"endpoint_url": self.s3_endpoint, "region_name": "us-east-1"}).mkdir(BUCKET)
+        return self.s3_endpoint
 
     def registry(self) -> str:
         return run(["bash", str(ROOT / "scripts/model_registry_server.sh"), "start"], env=self.env,
@@ -144,7 +165,16 @@ class E2E:
             "placement": {"cpuRequest": "100m", "gpuCpuRequest": "100m", "minMemoryGi": 1, "gpuMinMemoryGi": 1},
             "modelsPvc": {"accessModes": ["ReadWriteOnce"], "size": "20Gi", "storageClassName": "manual"},
             "registry": {"url": registry_url},
+            # Evaluation on CPU pods: the GPU (one, fake) is for compression only, so every pod but
+            # compression's must land on the CPU node.
+            "evaluation": {"hfOn": "cpu"},
+            # The catalog names exactly the recipes run here: the nightly check then finds nothing new.
+            "catalog": {"models": [{"key": MODEL, "source": "demo", "license": "apache-2.0", "task_set": "demo",
+                                    "recipes": self.recipes}]},
         }
+        if self.store == "s3":
+            values["artifactStore"] = {"kind": "s3", "s3": {"root": f"s3://{BUCKET}/dmc", "endpointUrl": self.s3_endpoint,
+                                                            "region": "us-east-1", "credentialsSecret": S3_SECRET}}
         (work / "values-e2e.json").write_text(json.dumps(values))
         rendered = run([helm, "template", "dmc", str(work / "dagster-model-compression"), "-n", NS,
                         "-f", str(work / "values-e2e.json")]).stdout
@@ -158,6 +188,10 @@ class E2E:
         seed = models / "cache" / "demo-model" / from_cache.name
         if not seed.exists():
             shutil.copytree(from_cache, seed)
+            # The cached report records the folder it was built in; in the pods it lives on the PVC.
+            report = seed / "demo_model_report.json"
+            report.write_text(json.dumps({**json.loads(report.read_text()),
+                                          "path": f"/models/cache/demo-model/{from_cache.name}"}, indent=2))
         run(["chmod", "-R", "a+rwX", str(models)])
         self.kubectl("create", "namespace", NS)
         pv = {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "dmc-e2e-models"},
@@ -166,6 +200,13 @@ class E2E:
                        "hostPath": {"path": str(models), "type": "Directory"}}}
         self.kubectl("apply", "-f", "-", input=json.dumps(pv))
         self.kubectl("apply", "-n", NS, "-f", str(work / "rendered.yaml"))
+        # The secrets the chart only refers to, created as deploy/README.md tells a user to.
+        secrets = {name: {key: value} for name, (key, value) in SECRET_VALUES.items()}
+        if self.store == "s3":
+            secrets[S3_SECRET] = {"AWS_ACCESS_KEY_ID": S3_KEY, "AWS_SECRET_ACCESS_KEY": S3_KEY}
+        for name, data in secrets.items():
+            self.kubectl("-n", NS, "create", "secret", "generic", name,
+                         *[f"--from-literal={k}={v}" for k, v in data.items()])
 
     # -- dagster -------------------------------------------------------------------------------
     def instance_yaml(self, pg_port: int, in_cluster: bool) -> str:
@@ -186,15 +227,32 @@ class E2E:
                         {"name": "dmc-catalog", "configMap": {"name": "dmc-catalog"}}],
             "volume_mounts": [{"name": "models", "mountPath": "/models"},
                               {"name": "dmc-catalog", "mountPath": "/etc/dmc", "readOnly": True}],
-            "run_k8s_config": {"pod_spec_config": {"host_network": True, "dns_policy": "ClusterFirstWithHostNet"}},
+            # Run pods and (merged by k8s_job_executor) step pods: host network, and the tokens as
+            # the chart's user deployment passes them (includeConfigInLaunchedRuns).
+            "run_k8s_config": {"pod_spec_config": {"host_network": True, "dns_policy": "ClusterFirstWithHostNet"},
+                               "container_config": {"env": self.token_env()}},
+            **({"env_secrets": [S3_SECRET]} if self.store == "s3" else {}),
         }
         doc = {
             "telemetry": {"enabled": False},
+            # SQLAlchemy 2.1 (constraints.txt) maps plain "postgresql" to psycopg 3, which the image
+            # lacks; dagster-postgres ships psycopg2, so name that driver.
             "storage": {"postgres": {"postgres_db": {"hostname": "127.0.0.1", "port": pg_port, "username": "dagster",
-                                                     "password": "", "db_name": "dagster"}}},
+                                                     "password": "", "db_name": "dagster",
+                                                     "scheme": "postgresql+psycopg2"}}},
             "run_launcher": {"module": "dagster_k8s", "class": "K8sRunLauncher", "config": launcher},
+            # As the official chart: the webserver queues, the daemon (a pod, in-cluster config)
+            # launches, so run and step pods get the daemon's in-cluster instance.
+            "run_coordinator": {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator"},
         }
         return json.dumps(doc)
+
+    @staticmethod
+    def token_env() -> list[dict]:
+        """HF_TOKEN / DMC_REGISTRY_TOKEN from their secrets (optional), as the chart's values set them."""
+        names = {"hf-hub-secret": "HF_TOKEN", "model-registry-token": "DMC_REGISTRY_TOKEN"}
+        return [{"name": names[secret], "valueFrom": {"secretKeyRef": {"name": secret, "key": key, "optional": True}}}
+                for secret, (key, _) in SECRET_VALUES.items()]
 
     def dagster(self, pg_port: int) -> int:
         home = self.state / "dagster_home"
@@ -214,8 +272,11 @@ class E2E:
                          "name": "code-server", "image": self.image, "imagePullPolicy": "Never",
                          "args": ["dagster", "code-server", "start", "-h", "127.0.0.1", "-p", str(grpc),
                                   "-m", "dagster_project.definitions"],
-                         "env": [{"name": "DAGSTER_CURRENT_IMAGE", "value": self.image}],
-                         "envFrom": [{"configMapRef": {"name": "dmc-env"}}],
+                         # A nightly tick every minute: the e2e sees the schedule's real tick.
+                         "env": [{"name": "DAGSTER_CURRENT_IMAGE", "value": self.image},
+                                 {"name": "DMC_NIGHTLY_CRON", "value": "* * * * *"}, *self.token_env()],
+                         "envFrom": [{"configMapRef": {"name": "dmc-env"}},
+                                     *([{"secretRef": {"name": S3_SECRET}}] if self.store == "s3" else [])],
                          "volumeMounts": [{"name": "models", "mountPath": "/models"},
                                           {"name": "dmc-catalog", "mountPath": "/etc/dmc", "readOnly": True}]}],
                      "volumes": [{"name": "models", "persistentVolumeClaim": {"claimName": "dmc-models"}},
@@ -226,19 +287,51 @@ class E2E:
                      "--timeout=600s")
         workspace = self.state / "workspace.yaml"
         workspace.write_text(json.dumps({"load_from": [{"grpc_server": {
-            "host": "127.0.0.1", "port": grpc, "location_name": "model-compression"}}]}))
+            "host": "127.0.0.1", "port": grpc, "location_name": LOCATION}}]}))
         wait("code server gRPC", lambda: run([str(ROOT / ".venv/bin/dagster"), "api", "grpc-health-check",
                                              "-p", str(grpc)], check=False).returncode == 0, 600, every=3)
+        # The daemon as the chart runs it: a pod with the runner ServiceAccount and the instance
+        # ConfigMap (in-cluster config), so what it launches can reach the API from inside.
+        self.kubectl("-n", NS, "create", "configmap", "dagster-workspace", f"--from-file=workspace.yaml={workspace}")
+        daemon = {
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "dagster-daemon", "labels": {"app": "dagster-daemon"}},
+            "spec": {"hostNetwork": True, "dnsPolicy": "ClusterFirstWithHostNet", "serviceAccountName": "dmc-runner",
+                     "containers": [{
+                         "name": "daemon", "image": self.image, "imagePullPolicy": "Never",
+                         "args": ["dagster-daemon", "run", "-w", "/dagster-workspace/workspace.yaml"],
+                         "env": [{"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"},
+                                 {"name": "KUBERNETES_SERVICE_PORT", "value": str(self.api_port)}],
+                         "envFrom": [{"configMapRef": {"name": "dmc-env"}}],
+                         "volumeMounts": [{"name": "instance", "mountPath": "/opt/dagster/dagster_home/dagster.yaml",
+                                           "subPath": "dagster.yaml"},
+                                          {"name": "workspace", "mountPath": "/dagster-workspace"}]}],
+                     "volumes": [{"name": "instance", "configMap": {"name": "dagster-instance"}},
+                                 {"name": "workspace", "configMap": {"name": "dagster-workspace"}}]},
+        }
+        self.kubectl("-n", NS, "apply", "-f", "-", input=json.dumps(daemon))
+        self.kubectl("-n", NS, "wait", "--for=condition=Ready", "pod/dagster-daemon", "--timeout=600s")
         port = free_port()
         env = {**os.environ, "DAGSTER_HOME": str(home), **self.chart_env()}
         for cmd in ([str(ROOT / ".venv/bin/dagster-webserver"), "-h", "127.0.0.1", "-p", str(port),
-                     "-w", str(workspace)],
-                    [str(ROOT / ".venv/bin/dagster-daemon"), "run", "-w", str(workspace)]):
+                     "-w", str(workspace)],):
             logf = open(self.state / f"{Path(cmd[0]).name}.log", "w")
             self.procs.append(subprocess.Popen(cmd, env=env, stdout=logf, stderr=subprocess.STDOUT,
                                                cwd=ROOT, start_new_session=True))
+        (self.state / "dagster_pids").write_text(" ".join(str(p.pid) for p in self.procs))
         wait("dagster-webserver", lambda: _http_ok(f"http://127.0.0.1:{port}/server_info"), 180)
         return port
+
+    def check_registry(self, url: str) -> None:
+        """Every recipe's approved variant is in the real Model Registry server (read back with `dmc`)."""
+        out = run([str(ROOT / ".venv/bin/dmc"), "models", "list", "--registry", url, "--json"],
+                  env={"DMC_REGISTRY_URL": url}, timeout=120).stdout
+        versions = json.loads(out)
+        found = {v["properties"].get("recipe") for v in versions if v["approved"]}
+        log(f"registry {url}: {len(versions)} approved version(s): "
+            + ", ".join(f"{v['model_name']}/{v['version_name']} {v['uri']}" for v in versions))
+        if missing := set(self.recipes) - found:
+            raise SystemExit(f"not in the registry as approved: {sorted(missing)}\n{out[:2000]}")
 
     def chart_env(self) -> dict[str, str]:
         """The env ConfigMap the chart rendered: webserver/daemon see what the pods see."""
@@ -249,18 +342,33 @@ class E2E:
                 if not k.startswith("DMC_MODELS_FILE") and not k.startswith("DMC_WATCHLIST_FILE")}
 
     def stop(self) -> None:
-        for p in self.procs:
+        self.stop_services()
+        run(["bash", str(ROOT / "scripts/k8s/cluster.sh"), "clean"], env=self.env, check=False, timeout=1800)  # rm of ~11 GB of snapshots
+
+    def stop_services(self) -> None:
+        # Webserver + daemon: their process groups (also those a --keep run left, by the pids it wrote).
+        pids = {p.pid for p in self.procs}
+        if (self.state / "dagster_pids").exists():
+            pids |= {int(x) for x in (self.state / "dagster_pids").read_text().split()}
+        for pid in pids:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(p.pid, signal.SIGTERM)
+                os.killpg(pid, signal.SIGTERM)
         for p in self.procs:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 p.wait(timeout=30)
+        for pid in pids - {p.pid for p in self.procs}:
+            for _ in range(60):
+                try:
+                    os.killpg(pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.5)
         run(["bash", str(ROOT / "scripts/model_registry_server.sh"), "clean"], env=self.env, check=False, timeout=120)
+        run(["bash", str(ROOT / "scripts/s3_server.sh"), "clean"], env=self.env, check=False, timeout=120)
         pg = self.state / "pg" / "data"
         if pg.exists():
             run(["runuser", "-u", "postgres", "--", "/usr/lib/postgresql/15/bin/pg_ctl", "-D", str(pg), "-m", "fast",
                  "stop"], check=False, timeout=120)
-        run(["bash", str(ROOT / "scripts/k8s/cluster.sh"), "clean"], env=self.env, check=False, timeout=300)
 
 
 def state_dir(e: E2E) -> Path:
@@ -285,32 +393,63 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--recipes", default="w4a16-rtn,w8a16-rtn")
     ap.add_argument("--image", default="dagster-model-compression:0.1.0")
-    ap.add_argument("--state", default=f"/tmp/dmc-k8s-e2e-{os.getuid()}")
+    ap.add_argument("--state", default=os.environ.get("DMC_K8S_STATE_DIR") or f"/tmp/dmc-k8s-e2e-{os.getuid()}",
+                    help="everything of this run lives here (default $DMC_K8S_STATE_DIR); removed at the end")
+    ap.add_argument("--store", choices=("s3", "pvc"), default="s3", help="where artifacts go between pods")
     ap.add_argument("--keep", action="store_true", help="leave everything running (debugging)")
+    ap.add_argument("--resume", action="store_true", help="reuse what a --keep run left running; go to the runs")
+    ap.add_argument("--reuse-cluster", action="store_true", help="reuse the cluster a --keep run left running")
     args = ap.parse_args(argv)
     # `timeout` / Ctrl-C still tear everything down (finally below).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     state = Path(args.state)
-    shutil.rmtree(state, ignore_errors=True)
-    state.mkdir(parents=True)
-    e = E2E(state, [r for r in args.recipes.split(",") if r], args.image)
+    e = E2E(state, [r for r in args.recipes.split(",") if r], args.image, args.store)
+    ready = state / "ready.json"
+    if args.resume and ready.exists():  # debugging: the setup a --keep run left running
+        saved = json.loads(ready.read_text())
+        e.kubeconfig, e.api_port, e.s3_endpoint = saved["kubeconfig"], saved["api_port"], saved["s3_endpoint"]
+        registry, port = saved["registry"], saved["port"]
+    elif args.reuse_cluster:  # debugging: the cluster (image imported) a --keep run left; the rest afresh
+        e.kubeconfig = str(state / "cluster" / "admin.kubeconfig")
+        e.api_port = int((state / "cluster" / "apiserver_port").read_text())
+        e.stop_services()
+        e.kubectl("delete", "namespace", NS, "--ignore-not-found", "--wait=true", "--timeout=300s")
+        e.kubectl("delete", "pv", "dmc-e2e-models", "--ignore-not-found")
+        for child in state.iterdir():
+            if child.name != "cluster":
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+    else:
+        if state.exists():  # a run killed before its teardown: stop what it left, then start afresh
+            e.stop()
+        shutil.rmtree(state, ignore_errors=True)
+        state.mkdir(parents=True)
     t0 = time.monotonic()
     try:
-        with stage("cluster"):
-            e.cluster()
-        with stage("image"):
-            e.import_image()
-        with stage("services"):
-            pg = e.postgres()
-            registry = e.registry()
-        with stage("chart"):
-            e.chart(registry)
-        with stage("dagster"):
-            port = e.dagster(int(pg.split(":")[1]))
-        from k8s_e2e_runs import materialize_demo  # noqa: E402  (scripts/k8s/k8s_e2e_runs.py)
+        if not (args.resume and ready.exists()):
+            if not args.reuse_cluster:
+                with stage("cluster"):
+                    e.cluster()
+                with stage("image"):
+                    e.import_image()
+            with stage("services"):
+                pg = e.postgres()
+                registry = e.registry()
+                if e.store == "s3":
+                    e.s3()
+            with stage("chart"):
+                e.chart(registry)
+            with stage("dagster"):
+                port = e.dagster(int(pg.split(":")[1]))
+            ready.write_text(json.dumps({"kubeconfig": e.kubeconfig, "api_port": e.api_port, "registry": registry,
+                                         "port": port, "s3_endpoint": e.s3_endpoint}))
+        from k8s_e2e_runs import materialize_demo, nightly_noop  # noqa: E402  (scripts/k8s/k8s_e2e_runs.py)
 
         with stage("runs"):
-            materialize_demo(e, port, MODEL)
+            materialize_demo(e, port, MODEL, [v for _, v in SECRET_VALUES.values()])
+        with stage("registry"):
+            e.check_registry(registry)
+        with stage("nightly"):
+            nightly_noop(e, port, LOCATION)
     finally:
         if not args.keep:
             with stage("teardown"):

@@ -4,6 +4,7 @@ which node, with which requests, tolerations, image and secret references (never
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -57,7 +58,78 @@ def wait_run(client, run_id: str, timeout: float = 1800) -> str:
     raise SystemExit(f"run {run_id}: still {status} after {timeout:.0f} s")
 
 
-def materialize_demo(e, port: int, model: str) -> None:
+GPU_NODE, CPU_NODE = "dmc-node", "dmc-cpu"
+GPU_STEPS = {"compressed_model"}  # evaluation.hfOn=cpu in the e2e values
+
+
+def graphql(port: int, query: str, variables: dict | None = None) -> dict:
+    import urllib.request
+
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", method="POST",
+                                 data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        body = json.loads(r.read())
+    if body.get("errors"):
+        raise SystemExit(f"GraphQL errors: {body['errors']}")
+    return body["data"]
+
+
+def step_events(instance, run_id: str) -> dict[str, dict[str, float]]:
+    """step key -> {start, end}: Dagster's own event times (seconds since the epoch)."""
+    from dagster import DagsterEventType
+
+    out: dict[str, dict[str, float]] = {}
+    for rec in instance.all_logs(run_id):
+        ev = rec.dagster_event
+        if ev is None or not rec.step_key:
+            continue
+        if ev.event_type == DagsterEventType.STEP_START:
+            out.setdefault(rec.step_key, {})["start"] = rec.timestamp
+        elif ev.event_type in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
+            out.setdefault(rec.step_key, {})["end"] = rec.timestamp
+    return out
+
+
+def check_pods(run: dict, image: str, problems: list[str]) -> None:
+    """One run pod on the CPU node; one pod per step; the GPU (request + toleration) only for compression."""
+    runs = [p for p in run["pods"] if p["component"] == "run_worker"]
+    steps = [p for p in run["pods"] if p["component"] == "step_worker"]
+    if len(runs) != 1:
+        problems.append(f"{run['run']}: {len(runs)} run pods")
+    by_step = {}
+    for p in steps:
+        by_step.setdefault(p["step"], []).append(p["pod"])
+    for key in run["steps"]:
+        op = key.split("[")[0]
+        if len(by_step.get(op, [])) != 1:
+            problems.append(f"{run['run']}: step {key} ran in {len(by_step.get(op, []))} pods")
+    for p in run["pods"]:
+        gpu = p["requests"].get("nvidia.com/gpu")
+        tolerated = any(t.startswith("nvidia.com/gpu=") for t in p["tolerations"])
+        if p["image"] != image:
+            problems.append(f"{p['pod']}: image {p['image']}")
+        if p["step"] in GPU_STEPS and p["component"] == "step_worker":
+            if (p["node"], gpu, tolerated) != (GPU_NODE, "1", True):
+                problems.append(f"{p['pod']} (GPU step): node={p['node']} gpu={gpu} tolerated={tolerated}")
+        elif (p["node"], gpu, tolerated) != (CPU_NODE, None, False):
+            problems.append(f"{p['pod']} (CPU): node={p['node']} gpu={gpu} tolerated={tolerated}")
+
+
+def check_no_secret_values(core, ns: str, pods: list, values: list[str], problems: list[str]) -> None:
+    api = core.api_client
+    for pod in pods:
+        spec = json.dumps(api.sanitize_for_serialization(pod))
+        try:
+            logs = core.read_namespaced_pod_log(pod.metadata.name, ns)
+        except Exception as exc:  # a pod that never started has no log
+            logs = f"<no log: {type(exc).__name__}>"
+        for v in values:
+            if v in spec or v in logs:
+                problems.append(f"{pod.metadata.name}: a secret value appears in its {'spec' if v in spec else 'log'}")
+
+
+def materialize_demo(e, port: int, model: str, secret_values: list[str]) -> list[dict]:
     from dagster import DagsterInstance, MultiPartitionKey
     from dagster_graphql import DagsterGraphQLClient
     from kubernetes import client as k8s, config
@@ -70,9 +142,9 @@ def materialize_demo(e, port: int, model: str) -> None:
 
     from dagster_project.partitions import model_partitions, recipe_partitions
 
-    with DagsterInstance.get() as instance:
-        instance.add_dynamic_partitions(model_partitions.name, [model])
-        instance.add_dynamic_partitions(recipe_partitions.name, e.recipes)
+    instance = DagsterInstance.get()
+    instance.add_dynamic_partitions(model_partitions.name, [model])
+    instance.add_dynamic_partitions(recipe_partitions.name, e.recipes)
 
     report: list[dict] = []
     launches = [("base", BASE_ASSETS, {"dagster/partition": model})]
@@ -81,19 +153,89 @@ def materialize_demo(e, port: int, model: str) -> None:
         launches.append((recipe, VARIANT_ASSETS, {"dagster/partition": str(key),
                                                   "dagster/partition/model": model,
                                                   "dagster/partition/recipe": recipe}))
-    failures = []
+    failures, problems = [], []
     for name, assets, tags in launches:
         t0 = time.monotonic()
         run_id = gql.submit_job_execution("__ASSET_JOB", tags=tags, asset_selection=[[a] for a in assets])
         status = wait_run(gql, run_id)
-        pods = [describe(p) for p in pods_of_run(core, NS, run_id)]
-        log(f"run {name} ({run_id[:8]}): {status} in {time.monotonic() - t0:.0f} s, {len(pods)} pod(s)")
+        wall = time.monotonic() - t0
+        raw_pods = pods_of_run(core, NS, run_id)
+        pods = [describe(p) for p in raw_pods]
+        steps = step_events(instance, run_id)
+        log(f"run {name} ({run_id[:8]}): {status} in {wall:.0f} s, {len(pods)} pod(s), {len(steps)} step(s)")
         for p in pods:
-            log(f"   {p['component'] or '?':<12} {p['step'] or '':<28} node={p['node']} requests={p['requests']} "
-                f"tolerations={p['tolerations']} image={p['image']} secret_env={p['secret_env']}")
-        report.append({"run": name, "run_id": run_id, "status": status, "pods": pods})
+            ev = steps.get(next((k for k in steps if k.split('[')[0] == p["step"]), ""), {})
+            overhead = ev["start"] - p["created"].timestamp() if "start" in ev else None
+            p["overhead_s"] = overhead
+            p["step_s"] = ev["end"] - ev["start"] if "end" in ev and "start" in ev else None
+            log(f"   {p['component'] or '?':<11} {p['step'] or '':<26} node={p['node']} "
+                f"gpu={p['requests'].get('nvidia.com/gpu', '-')} requests={p['requests']} "
+                f"tolerations={p['tolerations']} image={p['image']} secret_env={p['secret_env']}"
+                + (f" pod→step-start {overhead:.1f} s, step {p['step_s']:.1f} s" if overhead is not None
+                   and p["step_s"] is not None else ""))
+        run = {"run": name, "run_id": run_id, "status": status, "wall_s": wall, "pods": pods, "steps": sorted(steps)}
+        report.append(run)
         if status != "SUCCESS":
             failures.append(name)
+            for p in raw_pods:
+                with contextlib.suppress(Exception):
+                    tail = core.read_namespaced_pod_log(p.metadata.name, NS, tail_lines=25)
+                    log(f"   --- {p.metadata.name} log tail ---\n{tail}")
+            continue
+        check_pods(run, e.image, problems)
+        check_no_secret_values(core, NS, raw_pods, secret_values, problems)
     (e.state.parent / f"dmc-k8s-e2e-report-{os.getuid()}.json").write_text(json.dumps(report, default=str, indent=1))
     if failures:
         raise SystemExit(f"runs failed: {failures} (webserver log: {e.state / 'dagster-webserver.log'})")
+    overheads = [p["overhead_s"] for r in report for p in r["pods"]
+                 if p["component"] == "step_worker" and p["overhead_s"] is not None]
+    if overheads:
+        overheads.sort()
+        log(f"step pod overhead (pod created → STEP_START), {len(overheads)} steps: "
+            f"median {overheads[len(overheads) // 2]:.1f} s, min {overheads[0]:.1f} s, max {overheads[-1]:.1f} s")
+    if problems:
+        raise SystemExit("placement/secret checks failed:\n  " + "\n  ".join(problems))
+    log("checks passed: one run pod per run, one pod per step, GPU request + toleration only on "
+        f"compression (on {GPU_NODE}), every other pod on {CPU_NODE}, no secret value in any spec or log")
+    return report
+
+
+SCHEDULE_QUERY = """query($s: ScheduleSelector!) { scheduleOrError(scheduleSelector: $s) {
+  __typename ... on Schedule { scheduleState { status ticks(limit: 5) { status timestamp skipReason runIds
+  error { message } } } } ... on PythonError { message } } }"""
+
+
+def nightly_noop(e, port: int, location: str) -> None:
+    """The nightly schedule's real tick (cron every minute in the e2e) with nothing new: no run, no pod."""
+    from kubernetes import client as k8s, config
+
+    core = k8s.CoreV1Api(config.new_client_from_config(config_file=e.kubeconfig))
+    selector = {"repositoryLocationName": location, "repositoryName": "__repository__",
+                "scheduleName": "nightly_compression"}
+    pods_before = {p.metadata.name for p in core.list_namespaced_pod(NS).items}
+    started = time.time()
+    out = graphql(port, """mutation($s: ScheduleSelector!) { startSchedule(scheduleSelector: $s) {
+      __typename ... on PythonError { message } } }""", {"s": selector})
+    if out["startSchedule"]["__typename"] == "PythonError":
+        raise SystemExit(f"startSchedule: {out['startSchedule']['message']}")
+
+    def ticked():
+        state = graphql(port, SCHEDULE_QUERY, {"s": selector})["scheduleOrError"]["scheduleState"]
+        done = [t for t in state["ticks"] if t["timestamp"] >= started and t["status"] != "STARTED"]
+        return done[0] if done else None
+
+    deadline = time.monotonic() + 150
+    tick = None
+    while tick is None and time.monotonic() < deadline:
+        tick = ticked()
+        time.sleep(3)
+    graphql(port, """mutation($s: ScheduleSelector!) { stopRunningSchedule(scheduleSelector: $s) {
+      __typename } }""", {"s": selector})
+    if tick is None:
+        raise SystemExit("nightly schedule: no tick within 150 s of starting it")
+    time.sleep(10)  # a run launched by the tick would have its pod by now
+    new_pods = sorted({p.metadata.name for p in core.list_namespaced_pod(NS).items} - pods_before)
+    log(f"nightly tick: {tick['status']}, runs {tick['runIds']}, reason: {tick['skipReason'] or tick['error']}; "
+        f"new pods: {new_pods or 'none'}")
+    if tick["status"] != "SKIPPED" or tick["runIds"] or new_pods:
+        raise SystemExit(f"nightly schedule with nothing new should skip without pods: {tick}, new pods {new_pods}")

@@ -34,9 +34,9 @@ def s3_endpoint():
 @pytest.fixture
 def s3_bucket(s3_endpoint) -> str:
     """A new, empty bucket (the server is shared by the whole session)."""
-    import boto3
+    import s3fs  # the client the store itself uses
 
     name = f"dmc-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", aws_access_key_id=S3_KEY,
-                 aws_secret_access_key=S3_KEY).create_bucket(Bucket=name)
+    s3fs.S3FileSystem(key=S3_KEY, secret=S3_KEY, skip_instance_cache=True,
+                      client_kwargs={"endpoint_url": s3_endpoint, "region_name": "us-east-1"}).mkdir(name)
     return name

@@ -80,10 +80,6 @@ def _check_outcome(instance, tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(1800)
-# Issue 13 left open: on merged main this run failed once; the local-store variant failed the same way,
-# on the test's own bug (EventLogEntry has no `pid`: it is on the DagsterEvent), fixed and passing since.
-# The S3 run was not repeated after that fix: xfail until it is seen passing (XPASS), then remove this.
-@pytest.mark.xfail(reason="issue 13: S3 run not yet re-run after the step-pid fix", strict=False)
 def test_graph_on_real_s3_each_step_on_an_empty_disk(demo_model, s3_endpoint, s3_bucket, tmp_path, monkeypatch):
     import s3fs
 
