@@ -318,7 +318,7 @@ def _divergence_metadata(divergence: dict | None) -> dict:
     if not divergence:
         return {}
     return {
-        "kl_vs_base_nats_per_token": MetadataValue.float(round(divergence["kl_mean"], 6)),
+        "kl_vs_base_nats_per_token": MetadataValue.float(divergence["kl_mean"]),
         "top1_agreement_pct": MetadataValue.float(round(100 * divergence["top1_agreement"], 2)),
     }
 

@@ -74,7 +74,7 @@ def _divergence_cells(divergence: dict | None) -> list[str]:
     # KL(base ‖ variant) and top-1 agreement with the base: measured per variant, by definition 0 / 100 for the base.
     if not divergence:
         return [f"{'-':>{len(h)}}" for h in DIVERGENCE_HEADS]
-    return [f"{divergence['kl_mean']:>{len(DIVERGENCE_HEADS[0])}.5f}",
+    return [f"{divergence['kl_mean']:>{len(DIVERGENCE_HEADS[0])}.3e}",
             f"{100 * divergence['top1_agreement']:>{len(DIVERGENCE_HEADS[1])}.2f}"]
 
 

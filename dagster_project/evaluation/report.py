@@ -24,7 +24,7 @@ def variants_table(rows: list[dict]) -> str:
         "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
-        kl = "-" if r.get("kl") is None else f"{r['kl']:.5f}"
+        kl = "-" if r.get("kl") is None else f"{r['kl']:.3e}"
         top1 = "-" if r.get("top1") is None else f"{100 * r['top1']:.2f}"
         lines.append(
             f"| {r['model']} | {r['recipe']} | {r['size_mb']:.2f} | {r['ratio']:.2f}x | {r['metric']} | "
