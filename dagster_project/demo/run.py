@@ -122,8 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TQDM_DISABLE", "1")  # Dagster's log lines are the progress report
     # Read once when torch loads OpenMP (below, in the steps): idle threads sleep instead of spinning.
     # On a 2-core machine shared with other work, spinning threads steal the core the busy one
-    # needs: measured at load 7-26, a training step took 11-13.5 s spinning vs 4.7-5.6 s passive,
-    # an evaluation forward pass 1.9-2.4 s vs 0.3-0.6 s. Set OMP_WAIT_POLICY to override.
+    # needs: a training step took 5.4-6.6 s spinning vs 1.96 s passive at load 3-4 (11-13.5 s vs
+    # 4.7-5.6 s at load 11-26), an evaluation forward pass 1.0 s vs 0.27 s. Set OMP_WAIT_POLICY to override.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
     from dagster import DagsterInstance
