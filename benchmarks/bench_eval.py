@@ -5,14 +5,17 @@
 Setup (not timed): a fresh DMC_VAR_DIR / DAGSTER_HOME, the demo model, its base evaluation and
 one compressed variant. Then, alternating, `repeats` times each:
 - dagster: `materialize([evaluation_report])` for the variant with its evaluation.json removed
-  (forces re-evaluation: speed probe + lm-eval + recovery + report + plot, plus Dagster's run);
-- bare: `lm_eval.simple_evaluate(model="hf", ...)` on the same variant folder and task configs.
+  (forces re-evaluation: speed probe + lm-eval + divergence from the base + recovery + report +
+  plot, plus Dagster's run);
+- bare: `lm_eval.simple_evaluate(model="hf", ...)` on the same variant folder and task configs,
+  alone and with the same speed probe and `divergence_from_base` (plain torch) beside it.
 Prints the best time of each and the ratio (goal <= 1.10). `--limit 0` evaluates every item.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -80,20 +83,21 @@ def main(argv: list[str] | None = None) -> int:
                               run_config={"loggers": loggers, "ops": {"evaluation_report": eval_cfg}})
             assert res.success
             elapsed = time.perf_counter() - t
-            import json
-
             inner["lm_eval"].append(json.loads((vdir / EVALUATION_FILENAME).read_text())["eval"]["eval_seconds"])
             return elapsed
 
         task_dir = write_offline_tasks(tmp / "tasks")
+        base_dir = json.loads(layout.base_manifest(args.model).read_text())["path"]
         inner: dict[str, list[float]] = {"lm_eval": []}
 
         def bare(with_speed: bool = False) -> float:
             t = time.perf_counter()
-            if with_speed:  # the same generation-speed probe the report makes, with no Dagster around it
+            if with_speed:  # the same generation-speed probe and divergence the report makes, no Dagster around
+                from dagster_project.evaluation.divergence import divergence_from_base, heldout_texts
                 from dagster_project.evaluation.speed import measure_generation
 
                 measure_generation(vdir, device="cpu")
+                divergence_from_base(base_dir, vdir, heldout_texts(limit))
             manager = TaskManager(include_path=[str(task_dir)], include_defaults=not task_set.offline)
             lm_eval.simple_evaluate(
                 model="hf", model_args=f"pretrained={vdir},dtype=float32", tasks=[t.name for t in task_set.tasks],
@@ -112,12 +116,13 @@ def main(argv: list[str] | None = None) -> int:
                   f"dagster {times['dagster'][-1]:.2f} s (its evaluate_hf: {inner['lm_eval'][-1]:.2f} s)")
 
     best_d, best_b, best_bs = min(times["dagster"]), min(times["bare"]), min(times["bare+speed"])
-    # The report does two things: lm-eval scores and a generation-speed probe. Dagster's overhead is
-    # the asset against the same two things done bare; the probe's own cost is shown beside it.
+    # The report does three things: lm-eval scores, a generation-speed probe and the divergence from
+    # the base. Dagster's overhead is the asset against the same three done bare ("bare+speed");
+    # lm-eval alone is shown beside it.
     ratio = best_d / best_bs
     print(f"evaluation of {args.model} x {args.recipe} on {task_set.name} (limit {limit or 'all'}):")
     print(f"  through Dagster (evaluation_report):          {best_d:.2f} s")
-    print(f"  bare simple_evaluate + the same speed probe:  {best_bs:.2f} s")
+    print(f"  bare simple_evaluate + speed probe + KL:      {best_bs:.2f} s")
     print(f"  bare simple_evaluate alone:                   {best_b:.2f} s (asset / this = {best_d / best_b:.3f})")
     print(f"  ratio {ratio:.3f} (goal <= {GOAL:.2f}): {'OK' if ratio <= GOAL else 'OVER'}")
     return 0

@@ -8,11 +8,12 @@ Setup (not timed): the demo model (cached), a fresh DMC_VAR_DIR / DAGSTER_HOME.
   script a user would write without Dagster — the calibration set tokenized with the same chat
   template, `lm_eval.simple_evaluate` on the base, then per recipe `llmcompressor.oneshot` +
   `save_pretrained(save_compressed=True)` and `simple_evaluate` on the variant, each evaluation
-  with the same generation-speed probe the report makes;
+  with the same generation-speed probe the report makes, and for each variant the same
+  divergence from the base (KL, top-1 agreement: a forward pass of both models over the texts);
 - dagster: `demo.run.materialize_variant_graph` — every asset, check, report, plot and registry
   entry of `make demo`, each stage in its own Dagster run.
 
-Prints both wall times and the ratio.
+Prints both wall times, the ratio and the demo table of the Dagster side.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     from dagster_project.compression.catalog import resolve_recipe
     from dagster_project.demo.model import build_demo_model
     from dagster_project.demo_run import materialize_variant_graph
+    from dagster_project.evaluation.divergence import divergence_from_base, heldout_texts
     from dagster_project.evaluation.speed import measure_generation
     from dagster_project.evaluation.tasks import resolve_task_set, write_offline_tasks
 
@@ -72,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         out = tmp / recipe
         bare_oneshot(base_dir, resolved.yaml_text, calibration if resolved.calibrated else None, out)
         evaluate(out)
+        divergence_from_base(base_dir, out, heldout_texts())  # the report's KL / top-1 agreement, plain torch
     bare = time.perf_counter() - started
     print(f"  bare tools: {bare:.1f} s", flush=True)
     shutil.rmtree(tmp, ignore_errors=True)
@@ -85,10 +88,28 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  through Dagster (make demo's graph): {graph:.1f} s")
     print(f"  bare tools, same work:               {bare:.1f} s")
     print(f"  ratio {ratio:.3f} (goal <= {GOAL:.2f}): {'OK' if ratio <= GOAL else 'OVER'}")
+    print_demo_table(args.model, recipes)
     report("whole demo graph vs bare tools", f"{args.model} x {len(recipes)} recipes",
            f"{graph:.1f} s vs {bare:.1f} s", f"<= {GOAL}", ratio, ratio <= GOAL)
     shutil.rmtree(var.parent, ignore_errors=True)
     return 0
+
+
+def print_demo_table(model: str, recipes: list[str]) -> None:
+    """The table `make demo` prints, from this run's reports (they are removed with the state dir)."""
+    from dagster_project.demo.run import comparison_table
+    from dagster_project.evaluation.approval import EVALUATION_FILENAME
+    from dagster_project.registry import open_registry
+    from dagster_project.resources.artifact_store import ArtifactStore
+    from dagster_project.storage import layout_for
+
+    layout = layout_for(ArtifactStore.from_env())
+    approved = {(v.properties.get("base_model"), v.properties.get("recipe")) for v in open_registry().list_versions()}
+    reports = {}
+    for recipe in recipes:
+        path = layout.variant_dir(model, recipe) / EVALUATION_FILENAME
+        reports[recipe] = json.loads(path.read_text()) if path.is_file() else None
+    print(comparison_table(model, reports, approved), flush=True)
 
 
 def bare_calibration(base_dir: Path, out: Path, samples: int = 64, max_len: int = 256) -> Path:

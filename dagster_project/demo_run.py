@@ -59,23 +59,43 @@ def materialize_variant_graph(instance, model: str, recipes: list[str], log=prin
 SHOWN_EXTRA = ("bits_per_byte",)  # shown beside the primary metrics; not part of the gate
 SHORT = {("dmc_jargon_ppl", "token_perplexity"): "token ppl", ("dmc_jargon_ppl", "bits_per_byte"): "bits/byte",
          ("dmc_jargon_lastword", "acc"): "next-word acc"}
+# Enough digits that close schemes differ in print (the values themselves are measured, not rounded).
+FORMATS = {"token_perplexity": ".2f", "bits_per_byte": ".4f", "acc": ".4f"}
+DIVERGENCE_HEADS = ("KL nats/tok", "top-1 agree %")
+
+
+def _cell(value: float | None, metric: str, width: int) -> str:
+    if value is None:
+        return f"{'-':>{width}}"
+    return f"{value:>{width}{FORMATS.get(metric, '.4g')}}"
+
+
+def _divergence_cells(divergence: dict | None) -> list[str]:
+    # KL(base ‖ variant) and top-1 agreement with the base: measured per variant, by definition 0 / 100 for the base.
+    if not divergence:
+        return [f"{'-':>{len(h)}}" for h in DIVERGENCE_HEADS]
+    return [f"{divergence['kl_mean']:>{len(DIVERGENCE_HEADS[0])}.3e}",
+            f"{100 * divergence['top1_agreement']:>{len(DIVERGENCE_HEADS[1])}.2f}"]
 
 
 def comparison_table(model: str, reports: dict[str, dict | None], approved: set[tuple[str, str]]) -> str:
-    """One row for the base and one per variant: size, each primary metric (+ bits per byte),
-    average recovery against the gate, and whether the variant was approved and registered."""
+    """One row for the base and one per variant: size, each primary metric (+ bits per byte), the
+    divergence from the base (KL, top-1 agreement), average recovery against the gate, and whether
+    the variant was approved and registered."""
     done = [r for r in reports.values() if r]
     if not done:
         return "no evaluation finished: see the runs in the UI"
     columns = [(x["task"], x["metric"]) for x in done[0]["recoveries"] if x["primary"] or x["metric"] in SHOWN_EXTRA]
     heads = [SHORT.get((t, m), f"{t}/{m}") for t, m in columns]
-    width = max(12, *(len(h) for h in heads))
+    width = max(9, *(len(h) for h in heads))
     lines = [f"{'model':<12} {'recipe':<20} {'size MB':>8} {'ratio':>6} "
-             + " ".join(f"{h:>{width}}" for h in heads) + f" {'recovery %':>10} {'gate %':>6}  approved"]
+             + " ".join(f"{h:>{width}}" for h in heads) + " " + " ".join(DIVERGENCE_HEADS)
+             + f" {'recovery %':>10} {'gate %':>6}  approved"]
     first = done[0]
     base = {(x["task"], x["metric"]): x["base"] for x in first["recoveries"]}
     lines.append(f"{model:<12} {'(base)':<20} {first['base_size_bytes'] / 2**20:>8.2f} {1:>5.2f}x "
-                 + " ".join(f"{base.get(c, float('nan')):>{width}.4g}" for c in columns))
+                 + " ".join(_cell(base.get(c), c[1], width) for c in columns) + " "
+                 + " ".join(_divergence_cells(None)))
     for recipe, r in reports.items():
         if r is None:
             lines.append(f"{model:<12} {recipe:<20} {'-':>8} (no evaluation: see the run in the UI)")
@@ -83,7 +103,8 @@ def comparison_table(model: str, reports: dict[str, dict | None], approved: set[
         values = {(x["task"], x["metric"]): x["variant"] for x in r["recoveries"]}
         avg = r.get("average_recovery")
         lines.append(f"{model:<12} {recipe:<20} {r['size_bytes'] / 2**20:>8.2f} {r['compression_ratio']:>5.2f}x "
-                     + " ".join(f"{values.get(c, float('nan')):>{width}.4g}" for c in columns)
+                     + " ".join(_cell(values.get(c), c[1], width) for c in columns) + " "
+                     + " ".join(_divergence_cells(r.get("divergence")))
                      + f" {avg if avg is not None else float('nan'):>10.2f} {r['threshold']:>6g}  "
                      + ("yes" if (model, recipe) in approved else "no"))
     return "\n".join(lines)
@@ -99,6 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("HF_EVALUATE_OFFLINE", "1")
     os.environ.setdefault("TQDM_DISABLE", "1")  # Dagster's log lines are the progress report
+    # Read once when torch loads OpenMP (below, in the steps): idle threads sleep instead of spinning.
+    # On a 2-core machine shared with other work, spinning threads steal the core the busy one
+    # needs: a training step took 5.4-6.6 s spinning vs 1.96 s passive at load 3-4 (11-13.5 s vs
+    # 4.7-5.6 s at load 11-26), an evaluation forward pass 1.0 s vs 0.27 s. Set OMP_WAIT_POLICY to override.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
     from dagster import DagsterInstance
 

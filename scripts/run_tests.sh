@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
+# OpenMP workers sleep rather than spin while waiting (see the Makefile).
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 HF_EVALUATE_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
 echo "== Kubeflow Model Registry servers (built from the Go module, cached) =="

@@ -227,6 +227,9 @@ def evaluation_report(
         context.log.info("variant already evaluated on this task set: reusing scores")
         var_eval = EvalResult.from_json(json.dumps(previous["eval"]))
         speed, load_error = previous.get("speed"), previous.get("load_error")
+        divergence = previous.get("divergence")
+        if divergence is None and _measures_divergence(config, task_set) and load_error is None:
+            divergence = _divergence(context, store, base, store.pull_folder(variant_dir), config, device)
     else:
         context.log.info(f"evaluating {model_key} × {recipe_key} on {task_set.name} ({config.backend}, {device})")
         var_eval, speed, load_error = None, None, None
@@ -238,6 +241,9 @@ def evaluation_report(
         except Exception as exc:  # a variant that cannot load or run is reported, not crashed on
             load_error = f"{type(exc).__name__}: {exc}"
             context.log.error(f"variant failed to load or generate: {load_error}")
+        divergence = None
+        if load_error is None and _measures_divergence(config, task_set):
+            divergence = _divergence(context, store, base, model_dir, config, device)
 
     recoveries = compare(base_eval, var_eval, task_set) if var_eval else []
     avg = average_recovery(recoveries)
@@ -250,7 +256,7 @@ def evaluation_report(
     report = {
         "model": model_key, "recipe": recipe_key, "variant_version": variant["version"],
         "task_set": task_set.name, "task_fingerprint": fingerprint, "threshold": threshold, "average_recovery": avg,
-        "recoveries": [asdict(r) for r in recoveries], "approval": asdict(approval),
+        "recoveries": [asdict(r) for r in recoveries], "approval": asdict(approval), "divergence": divergence,
         "eval": json.loads(var_eval.to_json()) if var_eval else None, "speed": speed, "load_error": load_error,
         "base_speed": base_data.get("speed"), "size_bytes": variant["size_bytes"],
         "base_size_bytes": variant["base_size_bytes"], "compression_ratio": variant["compression_ratio"],
@@ -268,6 +274,7 @@ def evaluation_report(
         "approved": MetadataValue.bool(approval.approved),
         "approval_reasons": MetadataValue.md("\n".join(f"- {r}" for r in approval.reasons)),
         "recovery": MetadataValue.md(recovery_table(recoveries) if recoveries else "no scores (variant failed)"),
+        **_divergence_metadata(divergence),
         "size_mb": MetadataValue.float(round(variant["size_bytes"] / 2**20, 3)),
         "compression_ratio": MetadataValue.float(variant["compression_ratio"]),
         "results_json": MetadataValue.path(store.uri(report_path) if store.remote else str(report_path)),
@@ -285,6 +292,33 @@ def evaluation_report(
         store.write_bytes(variant_dir / "recovery.png", png)
         metadata["recovery_plot"] = MetadataValue.md(_img(png))
     return MaterializeResult(metadata=metadata, data_version=DataVersion(f"{variant['version']}-{fingerprint}"))
+
+
+def _measures_divergence(config: EvaluationConfig, task_set) -> bool:
+    """Divergence from the base is measured in this process over the held-out texts of the shipped
+    perplexity task, so only for the hf backend and task sets that score those texts (the demo)."""
+    from dagster_project.evaluation.divergence import DIVERGENCE_TASK
+
+    return config.backend == "hf" and any(t.name == DIVERGENCE_TASK for t in task_set.tasks)
+
+
+def _divergence(context, store: StepStorage, base: dict, model_dir: Path, config: EvaluationConfig,
+                device: str) -> dict:
+    from dagster_project.evaluation.divergence import divergence_from_base, heldout_texts
+
+    result = divergence_from_base(store.base_folder(base), model_dir, heldout_texts(_limit(config)), device=device)
+    context.log.info(f"divergence from base: KL {result.kl_mean:.5f} nats/token, "
+                     f"top-1 agreement {100 * result.top1_agreement:.2f} % over {result.tokens} tokens")
+    return asdict(result)
+
+
+def _divergence_metadata(divergence: dict | None) -> dict:
+    if not divergence:
+        return {}
+    return {
+        "kl_vs_base_nats_per_token": MetadataValue.float(divergence["kl_mean"]),
+        "top1_agreement_pct": MetadataValue.float(round(100 * divergence["top1_agreement"], 2)),
+    }
 
 
 def _report_for(context, artifacts: ArtifactStore) -> dict | None:
@@ -350,6 +384,7 @@ def model_comparison(context: AssetExecutionContext, artifacts: ArtifactStore) -
             "metric": f"{primary['task']}/{primary['metric']}" if primary else "-",
             "base": primary["base"] if primary else float("nan"), "variant": primary["variant"] if primary else float("nan"),
             "recovery": r["average_recovery"] or 0.0, "approved": r["approval"]["approved"],
+            "kl": (r.get("divergence") or {}).get("kl_mean"), "top1": (r.get("divergence") or {}).get("top1_agreement"),
         })
         if r["recoveries"]:
             per_variant[r["recipe"]] = r["recoveries"]

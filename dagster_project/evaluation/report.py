@@ -12,20 +12,24 @@ def recovery_table(recoveries: Iterable[Recovery]) -> str:
     lines = ["| task | metric | base | compressed | recovery % |", "|---|---|---:|---:|---:|"]
     for r in recoveries:
         flag = " (near chance)" if r.near_chance else ""
-        lines.append(f"| {r.task} | {r.metric} | {r.base:.4g} | {r.variant:.4g} | {r.recovery_pct:.2f}{flag} |")
+        lines.append(f"| {r.task} | {r.metric} | {r.base:.5g} | {r.variant:.5g} | {r.recovery_pct:.2f}{flag} |")
     return "\n".join(lines)
 
 
 def variants_table(rows: list[dict]) -> str:
-    """rows: model, recipe, size_mb, ratio, metric, base, variant, recovery, approved."""
+    """rows: model, recipe, size_mb, ratio, metric, base, variant, recovery, approved, and optionally
+    kl (KL(base ‖ variant), nats per token) and top1 (agreement with the base's top token, 0..1)."""
     lines = [
-        "| model | recipe | size MB | ratio | metric | base | variant | recovery % | approved |",
-        "|---|---|---:|---:|---|---:|---:|---:|---|",
+        "| model | recipe | size MB | ratio | metric | base | variant | KL vs base | top-1 agree % | recovery % | approved |",
+        "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
+        kl = "-" if r.get("kl") is None else f"{r['kl']:.3e}"
+        top1 = "-" if r.get("top1") is None else f"{100 * r['top1']:.2f}"
         lines.append(
             f"| {r['model']} | {r['recipe']} | {r['size_mb']:.2f} | {r['ratio']:.2f}x | {r['metric']} | "
-            f"{r['base']:.4g} | {r['variant']:.4g} | {r['recovery']:.2f} | {'yes' if r['approved'] else 'no'} |"
+            f"{r['base']:.5g} | {r['variant']:.5g} | {kl} | {top1} | {r['recovery']:.2f} | "
+            f"{'yes' if r['approved'] else 'no'} |"
         )
     return "\n".join(lines)
 
