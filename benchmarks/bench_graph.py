@@ -10,7 +10,7 @@ Setup (not timed): the demo model (cached), a fresh DMC_VAR_DIR / DAGSTER_HOME.
   `save_pretrained(save_compressed=True)` and `simple_evaluate` on the variant, each evaluation
   with the same generation-speed probe the report makes, and for each variant the same
   divergence from the base (KL, top-1 agreement: a forward pass of both models over the texts);
-- dagster: `demo.run.materialize_variant_graph` — every asset, check, report, plot and registry
+- dagster: `demo_run.materialize_variant_graph` — every asset, check, report, plot and registry
   entry of `make demo`, each stage in its own Dagster run.
 
 Prints both wall times, the ratio and the demo table of the Dagster side.
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def print_demo_table(model: str, recipes: list[str]) -> None:
     """The table `make demo` prints, from this run's reports (they are removed with the state dir)."""
-    from dagster_project.demo.run import comparison_table
+    from dagster_project.demo_run import comparison_table
     from dagster_project.evaluation.approval import EVALUATION_FILENAME
     from dagster_project.registry import open_registry
     from dagster_project.resources.artifact_store import ArtifactStore

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dagster_project.demo.run import comparison_table
+from dagster_project.demo_run import comparison_table
 
 
 def _report(recipe: str, ppl: float, acc: float, divergence: dict | None) -> dict:
