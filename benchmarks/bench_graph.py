@@ -100,10 +100,9 @@ def print_demo_table(model: str, recipes: list[str]) -> None:
     from dagster_project.demo_run import comparison_table
     from dagster_project.evaluation.approval import EVALUATION_FILENAME
     from dagster_project.registry import open_registry
-    from dagster_project.resources.artifact_store import ArtifactStore
-    from dagster_project.storage import layout_for
+    from dagster_project.artifacts import ArtifactStore
 
-    layout = layout_for(ArtifactStore.from_env())
+    layout = ArtifactStore.from_env().layout()
     approved = {(v.properties.get("base_model"), v.properties.get("recipe")) for v in open_registry().list_versions()}
     reports = {}
     for recipe in recipes:
