@@ -9,7 +9,7 @@ Setup (not timed): the demo model (cached), a fresh DMC_VAR_DIR / DAGSTER_HOME.
   template, `lm_eval.simple_evaluate` on the base, then per recipe `llmcompressor.oneshot` +
   `save_pretrained(save_compressed=True)` and `simple_evaluate` on the variant, each evaluation
   with the same generation-speed probe the report makes;
-- dagster: `demo.run.materialize_variant_graph` — every asset, check, report, plot and registry
+- dagster: `demo_run.materialize_variant_graph` — every asset, check, report, plot and registry
   entry of `make demo`, each stage in its own Dagster run.
 
 Prints both wall times and the ratio.
