@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 from collections.abc import Sequence
 
@@ -96,8 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _open(args):
     from dagster_project.registry import open_registry
+    from dagster_project.settings import load_settings
 
-    url = args.registry or os.environ.get("DMC_REGISTRY_URL") or None
+    url = args.registry or load_settings().registry.url
     return open_registry(url, token_file=args.token_file)
 
 

@@ -28,6 +28,9 @@ from dagster_project.artifacts import ArtifactStore
 from dagster_project.resources.compute import ComputeResource
 from dagster_project.resources.hf_hub import HuggingFaceHubResource
 from dagster_project.resources.model_registry import ModelRegistryResource
+from dagster_project.settings import load_settings
+
+settings = load_settings()
 
 defs = Definitions(
     assets=[recipe, base_model, calibration_dataset, compressed_model, base_evaluation, evaluation_report,
@@ -48,13 +51,13 @@ defs = Definitions(
     executor=executor(),
     resources={
         "artifacts": ArtifactStore.from_env(),
-        "compute": ComputeResource(device=os.environ.get("DMC_DEVICE", "auto")),
+        "compute": ComputeResource(device=settings.compute.device),
         "hub": HuggingFaceHubResource(
             endpoint=os.environ.get("HF_ENDPOINT") or None,
-            publish_enabled=os.environ.get("DMC_HUB_PUBLISH", "") == "1",
-            publish_organization=os.environ.get("DMC_HUB_ORG", ""),
+            publish_enabled=settings.hub.publish,
+            publish_organization=settings.hub.org,
         ),
-        "registry": ModelRegistryResource(token_file=os.environ.get("DMC_REGISTRY_TOKEN_FILE", "")),
+        "registry": ModelRegistryResource(token_file=settings.registry.token_file),
         # Runs the vLLM evaluation in its own environment (evaluation backend "vllm"):
         # a PipesK8sClient pod in the eval image on Kubernetes, a subprocess elsewhere.
         "vllm_pipes": vllm_pipes_client(),

@@ -6,21 +6,14 @@ executor and runs vLLM as a subprocess. dagster_k8s is imported only when it is 
 
 from __future__ import annotations
 
-import os
-
 from dagster import ExecutorDefinition, PipesClient, PipesSubprocessClient, in_process_executor
 from dagster import multi_or_in_process_executor, multiprocess_executor
 
-EXECUTOR_ENV = "DMC_EXECUTOR"
-EXECUTORS = ("default", "in_process", "multiprocess", "k8s")
+from dagster_project.settings import load_settings
 
 
 def executor_name(environ: dict[str, str] | None = None) -> str:
-    env = os.environ if environ is None else environ
-    name = (env.get(EXECUTOR_ENV) or "default").strip()
-    if name not in EXECUTORS:
-        raise ValueError(f"{EXECUTOR_ENV}={name!r}: expected one of {', '.join(EXECUTORS)}")
-    return name
+    return load_settings(environ).compute.executor
 
 
 def on_kubernetes(environ: dict[str, str] | None = None) -> bool:

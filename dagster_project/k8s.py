@@ -19,12 +19,14 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from dagster_project.settings import K8S_PREFIX, load_settings
+
 StepKind = Literal["cpu", "gpu", "vllm-eval"]
 STEP_KINDS: tuple[str, ...] = ("cpu", "gpu", "vllm-eval")
 
 K8S_CONFIG_TAG = "dagster-k8s/config"
-ENV_PREFIX = "DMC_K8S_"
-CONFIG_FILE_ENV = "DMC_K8S_CONFIG"  # path to a YAML file with Placement fields
+ENV_PREFIX = K8S_PREFIX
+CONFIG_FILE_ENV = "DMC_K8S_CONFIG"  # path to a YAML file with Placement fields (settings.k8s.config)
 
 # Which step kind each asset (and the checks) runs as. "evaluation" follows the chart's
 # evaluation settings (see `step_kind`). The GPU steps share the pool `model_compute`
@@ -95,9 +97,10 @@ class Placement(BaseModel):
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None) -> Placement:
         """Defaults, then the YAML file (`path` or `$DMC_K8S_CONFIG`), then `DMC_K8S_*` variables."""
-        env = os.environ if environ is None else environ
+        settings = load_settings(environ)
+        env = settings.placement_variables  # the DMC_K8S_<FIELD> values, parsed and checked here
         values: dict[str, Any] = {}
-        path = path or env.get(CONFIG_FILE_ENV)
+        path = path or settings.k8s.config
         if path:
             loaded = yaml.safe_load(Path(path).read_text()) or {}
             if not isinstance(loaded, dict):

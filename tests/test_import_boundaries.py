@@ -201,3 +201,122 @@ def test_the_images_are_sent_the_package_not_the_tests():
         sent = [line[1:] for line in ignore.read_text().splitlines() if line.startswith("!")]
         assert "dagster_project/**" in sent, ignore
         assert not [s for s in sent if s.split("/")[0] in ("tests", "benchmarks")], (ignore, sent)
+
+
+# ---- the settings object is the only reader of DMC_* ----------------------------------------
+SETTINGS_MODULE = "dagster_project.settings"
+# Non-DMC variables read where a library's idiom needs them, per module. "?": a name held in a
+# variable (a configurable secret's name, Dagster's Pipes constant); "*": the whole environment.
+ENV_EXCEPTIONS: dict[str, set[str]] = {
+    "dagster_project.cli": {"DAGSTER_HOME"},
+    "dagster_project.demo_run": {"DAGSTER_HOME", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HF_EVALUATE_OFFLINE",
+                                 "TQDM_DISABLE"},
+    "dagster_project.definitions": {"HF_ENDPOINT"},
+    "dagster_project.assets.publication": {"HF_ENDPOINT", "DAGSTER_DEPLOYMENT"},
+    "dagster_project.artifacts.store": {"AWS_ACCESS_KEY_ID"},  # then EnvVar, Dagster's idiom for credentials
+    "dagster_project.resources.hf_hub": {"HF_ENDPOINT", "?"},  # ? = token_env_var (HF_TOKEN)
+    "dagster_project.resources.model_registry": {"?"},  # ? = token_env_var: another secret's name, opt-in
+    # CUDA_*/VLLM_*/HF_* pass through to the vLLM subprocess; the Hub tokens are kept off its command line.
+    "dagster_project.resources.vllm_pipes": {"*"},
+    "dagster_project.registry.mlflow_registry": {"MLFLOW_TRACKING_TOKEN", "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+                                                 "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"},
+    "dagster_project.evaluation.vllm_runner": {"?"},  # ? = dagster_pipes.DAGSTER_PIPES_CONTEXT_ENV_VAR
+}
+LOOKUPS = ("get", "setdefault", "pop")
+
+
+def env_reads(source: str) -> list[tuple[int, str]]:
+    """(line, variable) of every environment read: os.environ / os.getenv, and any lookup keyed by a
+    DMC_ name (`env.get("DMC_X")`, `env[NAME]` with NAME = "DMC_X"), whatever the mapping."""
+    tree = ast.parse(source)
+    consts = {t.id: n.value.value for n in tree.body if isinstance(n, ast.Assign)
+              and isinstance(n.value, ast.Constant) and isinstance(n.value.value, str)
+              for t in n.targets if isinstance(t, ast.Name)}
+    parent = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+
+    def key(node: ast.AST) -> str:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return node.value
+        if isinstance(node, ast.Name) and node.id in consts:
+            return consts[node.id]
+        return "?"
+
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "os" and {a.name for a in node.names} & {"environ", "getenv"}:
+            found.append((node.lineno, "*"))
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "os":
+            p = parent.get(node)
+            if node.attr == "getenv":
+                call = p if isinstance(p, ast.Call) and p.args else None
+                found.append((node.lineno, key(call.args[0]) if call else "*"))
+            elif node.attr == "environ":
+                if isinstance(p, ast.Attribute) and p.attr in LOOKUPS and isinstance(parent.get(p), ast.Call) \
+                        and parent[p].args:
+                    found.append((node.lineno, key(parent[p].args[0])))
+                elif isinstance(p, ast.Subscript) and p.value is node:
+                    found.append((node.lineno, key(p.slice)))
+                elif isinstance(p, ast.Compare) and node in p.comparators and isinstance(p.ops[0], (ast.In, ast.NotIn)):
+                    found.append((node.lineno, key(p.left)))
+                else:
+                    found.append((node.lineno, "*"))
+        # A DMC_ name used as a lookup key on any mapping (an environment passed around).
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in LOOKUPS \
+                and node.args and key(node.args[0]).startswith("DMC_"):
+            found.append((node.lineno, key(node.args[0])))
+        elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load) and key(node.slice).startswith("DMC_"):
+            found.append((node.lineno, key(node.slice)))
+        elif isinstance(node, ast.Compare) and isinstance(node.ops[0], (ast.In, ast.NotIn)) \
+                and key(node.left).startswith("DMC_"):
+            found.append((node.lineno, key(node.left)))
+    return found
+
+
+def env_violations(sources: dict[str, tuple[str, bool]]) -> list[str]:
+    problems = []
+    for module, (source, _) in sorted(sources.items()):
+        if module == SETTINGS_MODULE:
+            continue
+        allowed = ENV_EXCEPTIONS.get(module, set())
+        for line, name in env_reads(source):
+            if name.startswith("DMC_"):
+                problems.append(f"{module}:{line} reads {name}: DMC_* settings are read by {SETTINGS_MODULE} only")
+            elif name not in allowed:
+                what = {"*": "the whole environment", "?": "a variable named at run time"}.get(name, name)
+                problems.append(f"{module}:{line} reads {what}: not a listed exception (ENV_EXCEPTIONS)")
+    return problems
+
+
+def test_only_the_settings_module_reads_dmc_variables():
+    problems = env_violations(package_sources())
+    assert problems == [], "\n".join(problems)
+
+
+def test_the_settings_module_does_read_them():
+    # The scan must see the reads it exists to allow, or it would pass by seeing nothing.
+    reads = env_reads((ROOT / "dagster_project" / "settings.py").read_text())
+    assert ("XDG_CACHE_HOME" in {name for _, name in reads}) and any(name == "*" for _, name in reads)
+
+
+@pytest.mark.parametrize("source, expected", [
+    ('import os\nx = os.environ.get("DMC_FOO")', "reads DMC_FOO"),
+    ('import os\nx = os.getenv("DMC_FOO", "1")', "reads DMC_FOO"),
+    ('import os\nx = os.environ["DMC_FOO"]', "reads DMC_FOO"),
+    ('import os\nx = "DMC_FOO" in os.environ', "reads DMC_FOO"),
+    ('NAME = "DMC_FOO"\ndef f(env):\n    return env.get(NAME)', "reads DMC_FOO"),
+    ('def f(env):\n    return env["DMC_FOO"]', "reads DMC_FOO"),
+    ('import os\nenv = dict(os.environ)', "reads the whole environment"),
+    ('from os import environ', "reads the whole environment"),
+    ('import os\ndef f(n):\n    return os.environ.get(n)', "reads a variable named at run time"),
+    ('import os\nx = os.environ.get("HOME")', "reads HOME: not a listed exception"),
+])
+def test_each_environment_rule_fails_on_a_module_that_breaks_it(source, expected):
+    problems = env_violations({"dagster_project.compression.recipes": (source, False)})
+    assert any(expected in p for p in problems), problems
+
+
+def test_the_settings_module_and_listed_exceptions_pass():
+    assert env_violations({
+        SETTINGS_MODULE: ('import os\nx = os.environ.get("DMC_FOO")', False),
+        "dagster_project.cli": ('import os\nx = os.environ.get("DAGSTER_HOME")', False),
+    }) == []

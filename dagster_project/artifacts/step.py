@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING
 
 from dagster_project.artifacts.layout import ArtifactLayout
 from dagster_project.atomic import write_bytes_atomic, write_json_atomic
+from dagster_project.settings import load_settings
 
 if TYPE_CHECKING:
     from dagster_project.artifacts import ArtifactStore
 
-SCRATCH_ENV = "DMC_SCRATCH_DIR"
 _scratch: dict[int, Path] = {}
 
 
@@ -32,8 +32,9 @@ def scratch_dir() -> Path:
 
     One per process: with the multiprocess or Kubernetes executor each step starts empty, and
     nothing but the store passes between steps."""
-    if os.environ.get(SCRATCH_ENV):
-        return Path(os.environ[SCRATCH_ENV]).resolve()
+    configured = load_settings().paths.scratch_dir
+    if configured:
+        return configured.resolve()
     pid = os.getpid()
     if pid not in _scratch:
         _scratch[pid] = Path(tempfile.mkdtemp(prefix="dmc-scratch-"))

@@ -18,6 +18,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from dagster_project.atomic import OLD_PREFIX, TMP_PREFIX, atomic_directory, atomic_file, copy_directory
+from dagster_project.settings import load_settings
 
 if TYPE_CHECKING:
     from dagster_project.artifacts.layout import ArtifactLayout
@@ -69,16 +70,17 @@ class ArtifactStore(ConfigurableResource):
         """Store configured by `DMC_ARTIFACT_*` variables (set by the Helm chart)."""
         from dagster import EnvVar
 
-        env = os.environ if environ is None else environ
-        kind = env.get("DMC_ARTIFACT_STORE_KIND", "local")
+        settings = load_settings(environ).store
         kwargs: dict[str, Any] = {
-            "kind": kind,
-            "root": env.get("DMC_ARTIFACT_ROOT", ""),
-            "pvc_claim": env.get("DMC_ARTIFACT_PVC_CLAIM") or None,
-            "s3_endpoint_url": env.get("DMC_S3_ENDPOINT_URL") or None,
-            "s3_region": env.get("DMC_S3_REGION") or None,
+            "kind": settings.kind,
+            "root": settings.root,
+            "pvc_claim": settings.pvc_claim,
+            "s3_endpoint_url": settings.s3_endpoint_url,
+            "s3_region": settings.s3_region,
         }
-        if kind == "s3" and "AWS_ACCESS_KEY_ID" in env:
+        # Credentials stay EnvVar references (boto3's names), resolved by Dagster, never copied.
+        has_keys = ("AWS_ACCESS_KEY_ID" in environ) if environ is not None else ("AWS_ACCESS_KEY_ID" in os.environ)
+        if settings.kind == "s3" and has_keys:
             kwargs["aws_access_key_id"] = EnvVar("AWS_ACCESS_KEY_ID")
             kwargs["aws_secret_access_key"] = EnvVar("AWS_SECRET_ACCESS_KEY")
         return cls(**kwargs)

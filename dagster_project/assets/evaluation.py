@@ -34,6 +34,7 @@ from dagster_project.partitions import by_model, model_partitions, recipe_partit
 from dagster_project.artifacts import ArtifactStore
 from dagster_project.artifacts.step import StepStorage
 from dagster_project.resources.compute import ComputeResource
+from dagster_project.settings import load_settings
 
 CODE_VERSION = "1"
 LM_EVAL_RESULTS_FILENAME = "lm_eval_results.json"  # lm-eval's own results dict, beside evaluation.json
@@ -69,16 +70,12 @@ def _task_set_name(model_key: str, config: EvaluationConfig) -> str:
 
 
 def _include_path(config: EvaluationConfig) -> str | None:
-    import os
-
-    return config.include_path or os.environ.get("DMC_EVAL_INCLUDE_PATH") or None
+    return config.include_path or load_settings().eval.include_path
 
 
 def _limit(config: EvaluationConfig) -> int | None:
     """Examples per task: the config's, else $DMC_EVAL_LIMIT (smoke runs and CI), else all."""
-    import os
-
-    return config.limit or int(os.environ.get("DMC_EVAL_LIMIT") or 0) or None
+    return config.limit or load_settings().eval.limit or None
 
 
 def _vllm_settings(config: EvaluationConfig):

@@ -14,6 +14,7 @@ from dagster_project.artifacts import ArtifactStore
 from dagster_project.artifacts.step import StepStorage
 from dagster_project.resources.hf_hub import HuggingFaceHubResource
 from dagster_project.resources.model_registry import ModelRegistryResource
+from dagster_project.settings import load_settings
 
 HUB_FILENAME = "hub_release.json"
 
@@ -121,7 +122,7 @@ def registry_entry(
         source_id=context.run.run_id,
         source_name=f"{context.asset_key.to_user_string()}[{context.partition_key}]",
         approved=True,
-        storage_key=os.environ.get("DMC_ARTIFACT_CONNECTION", ""),  # RHOAI data connection for the store
+        storage_key=load_settings().store.connection,  # RHOAI data connection for the store
     )
     published = publish_or_fail(registry, record)
     return MaterializeResult(metadata={
@@ -146,7 +147,7 @@ def publish_or_fail(registry: ModelRegistryResource, record):
             return reg.publish(record)
     except RegistryError as exc:
         raise Failure(description=f"{type(exc).__name__}: {exc}".replace("\n", " "),
-                      metadata={"registry": registry.url or os.environ.get("DMC_REGISTRY_URL") or "local"}) from None
+                      metadata={"registry": registry.url or load_settings().registry.url or "local"}) from None
 
 
 def lineage_properties(context, model_key, recipe_key, variant, report, base, hub_info) -> dict[str, str]:
@@ -181,5 +182,5 @@ def lineage_properties(context, model_key, recipe_key, variant, report, base, hu
 
 
 def _run_url(run_id: str) -> str:
-    base = os.environ.get("DMC_DAGSTER_URL", "http://127.0.0.1:3000").rstrip("/")
+    base = load_settings().automation.dagster_url.rstrip("/")
     return f"{base}/runs/{run_id}"

@@ -8,9 +8,9 @@ follow the variant through declarative automation (see `conditions.py`).
 
 from __future__ import annotations
 
-import os
-
 from dagster import AssetSelection, DefaultScheduleStatus, DefaultSensorStatus, define_asset_job
+
+from dagster_project.settings import load_settings
 
 
 BASE_ASSETS = ("base_model", "calibration_dataset", "base_evaluation")
@@ -29,11 +29,9 @@ variant_job = define_asset_job(
 
 # `DMC_AUTOMATION=on` starts the watch sensor and the nightly schedule by default (a deployment);
 # off (the default) leaves them stopped until someone turns them on in the UI (a laptop).
-AUTOMATION_ENV = "DMC_AUTOMATION"
-
 
 def automation_on() -> bool:
-    return os.environ.get(AUTOMATION_ENV, "").strip().lower() in ("1", "on", "true", "yes", "running")
+    return load_settings().automation.enabled
 
 
 def default_sensor_status() -> DefaultSensorStatus:

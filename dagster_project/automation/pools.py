@@ -12,8 +12,9 @@ compressed_model, base_evaluation and evaluation_report declare `pool="model_com
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+
+from dagster_project.settings import load_settings
 
 MODEL_POOL = "model_compute"
 LIMIT_ENV = "DMC_MODEL_COMPUTE_LIMIT"
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from dagster import DagsterInstance
 
-    limit = args.limit if args.limit is not None else (int(os.environ[LIMIT_ENV]) if os.environ.get(LIMIT_ENV) else None)
+    limit = args.limit if args.limit is not None else load_settings().compute.model_compute_limit
     with DagsterInstance.get() as instance:
         if limit is not None:
             set_pool_limit(instance, limit, args.pool)

@@ -25,7 +25,6 @@ the base). Evaluation and publication follow through declarative automation.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from dagster import (
@@ -42,11 +41,7 @@ from dagster_project.artifacts import ArtifactStore
 from dagster_project.automation.jobs import default_schedule_status, variant_job
 from dagster_project.partitions import model_partitions, recipe_partitions
 from dagster_project.resources.hf_hub import HuggingFaceHubResource
-
-CRON_ENV = "DMC_NIGHTLY_CRON"
-TIMEZONE_ENV = "DMC_TIMEZONE"
-DEFAULT_CRON = "0 2 * * *"
-DEFAULT_TIMEZONE = "UTC"
+from dagster_project.settings import load_settings
 
 BASE_MODEL = AssetKey("base_model")
 CALIBRATION = AssetKey("calibration_dataset")
@@ -57,11 +52,11 @@ CODE_VERSION_TAG = "dagster/code_version"
 
 
 def nightly_cron() -> str:
-    return os.environ.get(CRON_ENV) or DEFAULT_CRON
+    return load_settings().automation.nightly_cron
 
 
 def nightly_timezone() -> str:
-    return os.environ.get(TIMEZONE_ENV) or DEFAULT_TIMEZONE
+    return load_settings().automation.timezone
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ SkipReason and the cursor unchanged: the next tick retries.
 from __future__ import annotations
 
 import json
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,10 +43,8 @@ from dagster_project.models.watchlist import WatchlistError, WatchTarget, load_w
 from dagster_project.models.keys import REVISION_TAG
 from dagster_project.partitions import model_partitions, recipe_partitions
 from dagster_project.resources.hf_hub import HubError, HubUnavailable, HuggingFaceHubResource, RepoHead
+from dagster_project.settings import load_settings
 
-INTERVAL_ENV = "DMC_WATCH_INTERVAL_SECONDS"
-DEFAULT_INTERVAL_SECONDS = 900
-HUB_TIMEOUT_ENV = "DMC_WATCH_HUB_TIMEOUT_SECONDS"
 POLL_THREADS = 8
 
 BASE_MODEL = AssetKey("base_model")
@@ -78,11 +75,11 @@ class WatchCursor:
 
 
 def interval_seconds() -> int:
-    return int(os.environ.get(INTERVAL_ENV) or DEFAULT_INTERVAL_SECONDS)
+    return load_settings().automation.watch_interval_seconds
 
 
 def hub_timeout() -> float:
-    return float(os.environ.get(HUB_TIMEOUT_ENV) or 10.0)
+    return load_settings().automation.watch_hub_timeout_seconds
 
 
 # ------------------------------------------------------------------ Hub polling

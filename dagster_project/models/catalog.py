@@ -6,7 +6,6 @@ mean the Hugging Face repo `org/name`, with the task set the watchlist gives it.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal
 
@@ -21,7 +20,7 @@ from dagster_project.models.keys import (
     validate_model_key,
 )
 from dagster_project.models.watchlist import watched_task_set
-from dagster_project.settings import PROJECT_ROOT
+from dagster_project.settings import load_settings
 
 
 class ModelSource(BaseModel, frozen=True):
@@ -46,7 +45,7 @@ class ModelSource(BaseModel, frozen=True):
 
 
 def catalog_path() -> Path:
-    return Path(os.environ.get("DMC_MODELS_FILE", PROJECT_ROOT / "models.yaml"))
+    return load_settings().paths.models_file
 
 
 def load_catalog(path: Path | None = None) -> dict[str, ModelSource]:

@@ -22,7 +22,6 @@ Nothing here talks to the Hub or imports dagster.
 from __future__ import annotations
 
 import fnmatch
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,9 +30,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dagster_project.models.keys import is_repo_id, key_for_repo
-from dagster_project.settings import PROJECT_ROOT
+from dagster_project.settings import load_settings
 
-WATCHLIST_ENV = "DMC_WATCHLIST_FILE"
 AUTHOR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 GLOB = re.compile(r"^[A-Za-z0-9._*?\[\]!/-]{1,200}$")
 
@@ -209,7 +207,7 @@ def _check_repo_id(v: str) -> None:
 
 
 def watchlist_path() -> Path:
-    return Path(os.environ.get(WATCHLIST_ENV) or PROJECT_ROOT / "watchlist.yaml")
+    return load_settings().paths.watchlist_file
 
 
 def parse_watchlist(

@@ -13,7 +13,6 @@ $DMC_REGISTRY_KIND=mlflow selects MLflow for a plain http(s) URL as well.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from .base import (
@@ -46,16 +45,17 @@ __all__ = [
 ]
 
 DEFAULT_SA_TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: S105 - a path
-TOKEN_ENV = "DMC_REGISTRY_TOKEN"  # noqa: S105 - an env var name
-URL_ENV = "DMC_REGISTRY_URL"
 
 
 def resolve_token(token: str | None = None, token_file: str | None = None) -> str | None:
     """Argument, then $DMC_REGISTRY_TOKEN, then token_file, then the pod's service-account token."""
     if token:
         return token.strip()
-    if os.environ.get(TOKEN_ENV):
-        return os.environ[TOKEN_ENV].strip()
+    from dagster_project.settings import load_settings
+
+    configured = load_settings().registry.token
+    if configured and configured.get_secret_value().strip():
+        return configured.get_secret_value().strip()
     if token_file:
         try:
             return Path(token_file).read_text().strip() or None
@@ -89,8 +89,11 @@ def open_registry(
         from .local import LocalRegistry
 
         return LocalRegistry(local_registry_path())
+    from dagster_project.settings import load_settings
+
+    settings = load_settings().registry
     url = url.strip()
-    if url.startswith(("http://", "https://")) and os.environ.get("DMC_REGISTRY_KIND", "").lower() == "mlflow":
+    if url.startswith(("http://", "https://")) and settings.kind == "mlflow":
         url = "mlflow+" + url
     if url.startswith(("mlflow+http://", "mlflow+https://")):
         from .mlflow_registry import MlflowRegistry
@@ -100,10 +103,10 @@ def open_registry(
         from .kubeflow import KubeflowRegistry
 
         # Operators can bound the retries without code: DMC_REGISTRY_RETRY_ATTEMPTS / _INITIAL_WAIT.
-        if "retry_attempts" not in options and os.environ.get("DMC_REGISTRY_RETRY_ATTEMPTS"):
-            options["retry_attempts"] = int(os.environ["DMC_REGISTRY_RETRY_ATTEMPTS"])
-        if "retry_initial_wait" not in options and os.environ.get("DMC_REGISTRY_RETRY_INITIAL_WAIT"):
-            options["retry_initial_wait"] = float(os.environ["DMC_REGISTRY_RETRY_INITIAL_WAIT"])
+        if "retry_attempts" not in options and settings.retry_attempts is not None:
+            options["retry_attempts"] = settings.retry_attempts
+        if "retry_initial_wait" not in options and settings.retry_initial_wait is not None:
+            options["retry_initial_wait"] = settings.retry_initial_wait
         return KubeflowRegistry(
             url,
             token=resolve_token(token, token_file),

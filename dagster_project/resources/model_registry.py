@@ -9,12 +9,13 @@ class ModelRegistryResource(ConfigurableResource):
     """`url` empty → the local registry file; `https://…` → Kubeflow / RHOAI Model Registry (API
     v1alpha3 or v1, detected); `mlflow+https://…` → MLflow Model Registry.
 
-    Tokens come from `token_env_var` or a service-account `token_file` at call time, never from
-    run config, so they cannot reach the event log.
+    Tokens come from the settings (`DMC_REGISTRY_TOKEN`), another variable named by `token_env_var`,
+    or a service-account `token_file` at call time, never from run config, so they cannot reach
+    the event log.
     """
 
     url: str = ""  # empty: $DMC_REGISTRY_URL at call time, else the local registry file
-    token_env_var: str = "DMC_REGISTRY_TOKEN"
+    token_env_var: str = ""  # empty: the settings' registry token
     token_file: str = ""
     author: str = "dagster"
     is_secure: bool | None = None  # None: TLS for remote hosts, plain HTTP on loopback
@@ -23,10 +24,12 @@ class ModelRegistryResource(ConfigurableResource):
         import os
 
         from dagster_project.registry import open_registry
+        from dagster_project.settings import load_settings
 
         return open_registry(
-            url=self.url or os.environ.get("DMC_REGISTRY_URL") or None,
-            token=os.environ.get(self.token_env_var) or None,
+            url=self.url or load_settings().registry.url,
+            # resolve_token falls back to the settings' DMC_REGISTRY_TOKEN
+            token=(os.environ.get(self.token_env_var) if self.token_env_var else None) or None,
             token_file=self.token_file or None,
             author=self.author,
             is_secure=self.is_secure,

@@ -29,10 +29,10 @@ from dagster import PipesSubprocessClient
 from pydantic import BaseModel, ConfigDict, Field
 
 from dagster_project.evaluation.tasks import TaskSet
+from dagster_project.settings import load_settings
 
 PYTHON_ENV = "DMC_VLLM_PYTHON"
 DEFAULT_PYTHON = "/opt/vllm/bin/python"
-RUNNER_ENV = "DMC_VLLM_RUNNER"  # another runner script (a test stand-in, a site-specific wrapper)
 RUNNER_PATH = Path(__file__).resolve().parents[1] / "evaluation" / "vllm_runner.py"
 RUNNER_MODULE = "dagster_project.evaluation.vllm_runner"
 IMAGE_PYTHON = "python"  # the evaluation image's venv is first on PATH
@@ -46,7 +46,7 @@ PASSTHROUGH_ENV = (
 )
 PASSTHROUGH_PREFIXES = ("VLLM_",)
 # Secret-bearing variables: inherited (subprocess) or secretKeyRef'd (pod), never put in arguments.
-SECRET_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "DMC_REGISTRY_TOKEN")
+SECRET_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")  # and the registry token, from the settings
 
 
 class VllmSettings(BaseModel):
@@ -79,13 +79,11 @@ class VllmInvocation:
 
 
 def vllm_python(environ: dict[str, str] | None = None) -> str:
-    env = os.environ if environ is None else environ
-    return env.get(PYTHON_ENV) or DEFAULT_PYTHON
+    return load_settings(environ).compute.vllm_python
 
 
 def runner_script(environ: dict[str, str] | None = None) -> str:
-    env = os.environ if environ is None else environ
-    return env.get(RUNNER_ENV) or str(RUNNER_PATH)
+    return load_settings(environ).compute.vllm_runner or str(RUNNER_PATH)
 
 
 def task_args(task_set: TaskSet) -> list[str]:
@@ -193,8 +191,10 @@ def build_invocation(
 
 def _assert_no_secrets(command: list[str], environ: dict[str, str] | None) -> None:
     env = os.environ if environ is None else environ
-    for name in SECRET_ENV:
-        value = env.get(name)
+    token = load_settings(environ).registry.token
+    secrets = {name: env.get(name) for name in SECRET_ENV}
+    secrets["DMC_REGISTRY_TOKEN"] = token.get_secret_value() if token else None
+    for name, value in secrets.items():
         if value and any(value in part for part in command):
             raise ValueError(f"the value of ${name} would appear in the vLLM command line")
 
