@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from dagster_project.settings import PROJECT_ROOT, var_dir
+from dagster_project.settings import PROJECT_ROOT, load_settings, var_dir
 
 
 def ensure_dagster_home() -> Path:
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
 
     layout = ArtifactStore.from_env().layout()
     # The registry the graph published to ($DMC_REGISTRY_URL, else the local file), not always the local one.
-    with open_registry(os.environ.get("DMC_REGISTRY_URL") or None) as registry:
+    with open_registry(load_settings().registry.url) as registry:
         approved = {(v.properties.get("base_model"), v.properties.get("recipe")) for v in registry.list_versions()}
     reports = {}
     for recipe in recipes:

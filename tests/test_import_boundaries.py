@@ -208,9 +208,10 @@ SETTINGS_MODULE = "dagster_project.settings"
 # Non-DMC variables read where a library's idiom needs them, per module. "?": a name held in a
 # variable (a configurable secret's name, Dagster's Pipes constant); "*": the whole environment.
 ENV_EXCEPTIONS: dict[str, set[str]] = {
-    "dagster_project.cli": {"DAGSTER_HOME"},
+    # LLM_COMPRESSOR_LOG_LEVEL: llmcompressor's own knob, defaulted so its import keeps `--json` stdout clean.
+    "dagster_project.cli": {"DAGSTER_HOME", "LLM_COMPRESSOR_LOG_LEVEL"},
     "dagster_project.demo_run": {"DAGSTER_HOME", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HF_EVALUATE_OFFLINE",
-                                 "TQDM_DISABLE"},
+                                 "TQDM_DISABLE", "OMP_WAIT_POLICY"},  # OpenMP's own knob: sleep, don't spin
     "dagster_project.definitions": {"HF_ENDPOINT"},
     "dagster_project.assets.publication": {"HF_ENDPOINT", "DAGSTER_DEPLOYMENT"},
     "dagster_project.artifacts.store": {"AWS_ACCESS_KEY_ID"},  # then EnvVar, Dagster's idiom for credentials
