@@ -34,22 +34,11 @@ from dagster_project.partitions import by_model, model_partitions, recipe_partit
 from dagster_project.artifacts import ArtifactStore
 from dagster_project.artifacts.step import StepStorage
 from dagster_project.resources.compute import ComputeResource
+from dagster_project.resources.vllm_pipes import VllmConfig
 from dagster_project.settings import load_settings
 
 CODE_VERSION = "1"
 LM_EVAL_RESULTS_FILENAME = "lm_eval_results.json"  # lm-eval's own results dict, beside evaluation.json
-
-
-class VllmConfig(Config):
-    """lm-eval's vLLM backend settings (RHOAI's example defaults)."""
-
-    dtype: str = "bfloat16"
-    max_model_len: int = Field(default=4096, ge=16)
-    gpu_memory_utilization: float = Field(default=0.8, gt=0, le=1)
-    add_bos_token: bool = True
-    tensor_parallel_size: int = Field(default=1, ge=1)
-    batch_size: str = "auto"
-    extra_model_args: dict[str, str] = Field(default_factory=dict, description="more lm-eval model_args")
 
 
 class EvaluationConfig(Config):

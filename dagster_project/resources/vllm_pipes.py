@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dagster import PipesSubprocessClient
-from pydantic import BaseModel, ConfigDict, Field
+from dagster import Config, PipesSubprocessClient
+from pydantic import ConfigDict, Field
 
 from dagster_project.evaluation.tasks import TaskSet
 from dagster_project.settings import load_settings
@@ -49,10 +49,8 @@ PASSTHROUGH_PREFIXES = ("VLLM_",)
 SECRET_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")  # and the registry token, from the settings
 
 
-class VllmSettings(BaseModel):
-    """vLLM / lm-eval settings; defaults as in RHOAI's lm-eval + vLLM example."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class VllmConfig(Config):
+    """lm-eval's vLLM backend settings (RHOAI's example defaults)."""
 
     dtype: str = "bfloat16"
     max_model_len: int = Field(default=4096, ge=16)
@@ -61,6 +59,13 @@ class VllmSettings(BaseModel):
     tensor_parallel_size: int = Field(default=1, ge=1)
     batch_size: str = "auto"
     extra_model_args: dict[str, str] = Field(default_factory=dict, description="more lm-eval model_args")
+
+
+class VllmSettings(VllmConfig):
+    """What the runner gets: the user's VllmConfig (the evaluation step's run config) plus run constants."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt setting is an error, not silently dropped
+
     seed: int = 1234
     speed_tokens: int = Field(default=32, ge=0, description="generation speed probe; 0 = none")
 
