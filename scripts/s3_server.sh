@@ -80,7 +80,13 @@ cmd_start() {
   # is picked free too, so several clones on one machine never collide.
   local url="http://127.0.0.1:$port"
   log "starting $binary mini on $url"
+  # Volume count and size are fixed: `mini` otherwise sizes them from the free disk, and on a
+  # machine with ~10 GB free it ran out of volumes after a few buckets (each bucket is a
+  # collection with volumes of its own): PutObject then fails with InternalError ("No writable
+  # volumes and no free volumes left"). Volumes are sparse files, so 1000 x 64 MB costs nothing
+  # until written.
   setsid "$binary" mini -dir="$STATE/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+    -volume.max=1000 -master.volumeSizeLimitMB=64 \
     -s3.port="$port" -master.port="$(free_port)" -volume.port="$(free_port)" \
     -filer.port="$(free_port)" -webdav.port="$(free_port)" -admin.port="$(free_port)" \
     >"$STATE/weed.log" 2>&1 </dev/null &

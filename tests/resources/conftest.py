@@ -32,11 +32,17 @@ def s3_endpoint():
 
 
 @pytest.fixture
-def s3_bucket(s3_endpoint) -> str:
-    """A new, empty bucket (the server is shared by the whole session)."""
+def s3_bucket(s3_endpoint):
+    """A new, empty bucket (the server is shared by the whole session), removed afterwards: SeaweedFS
+    gives every bucket volumes of its own, so leftover buckets would use up the server's volumes."""
     import s3fs  # the client the store itself uses
 
     name = f"dmc-{uuid.uuid4().hex[:12]}"
-    s3fs.S3FileSystem(key=S3_KEY, secret=S3_KEY, skip_instance_cache=True,
-                      client_kwargs={"endpoint_url": s3_endpoint, "region_name": "us-east-1"}).mkdir(name)
-    return name
+    fs = s3fs.S3FileSystem(key=S3_KEY, secret=S3_KEY, skip_instance_cache=True,
+                           client_kwargs={"endpoint_url": s3_endpoint, "region_name": "us-east-1"})
+    fs.mkdir(name)
+    yield name
+    try:
+        fs.rm(name, recursive=True)
+    except FileNotFoundError:
+        pass
