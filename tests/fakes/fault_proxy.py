@@ -33,8 +33,10 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
+
+from tests.fakes.loopback import LoopbackServer
 
 _HOP_BY_HOP = {
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
@@ -62,8 +64,10 @@ def _parse_action(action: str) -> tuple[str, float]:
     raise ValueError(f"unknown fault action {action!r}")
 
 
-class FaultProxy:
+class FaultProxy(LoopbackServer):
     """Threaded HTTP proxy on 127.0.0.1 in front of ``upstream`` (``http://host:port``)."""
+
+    poll_interval = 0.05
 
     def __init__(
         self,
@@ -93,7 +97,7 @@ class FaultProxy:
         self.methods = {m.upper() for m in methods} if methods else None
         self.upstream_timeout = upstream_timeout
         self.hold_timeout = hold_timeout
-        self._host, self._port = host, port
+        self._bind(host, port)
         self._lock = threading.Lock()
         self._log: list[tuple[int, ProxyEvent]] = []  # (arrival order, event): kept in arrival order
         self._arrivals = 0
@@ -101,42 +105,11 @@ class FaultProxy:
         self.faults_injected = 0
         self.held = threading.Event()
         self._release = threading.Event()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> FaultProxy:
-        if self._httpd is None:
-            httpd = ThreadingHTTPServer((self._host, self._port), _Handler)
-            httpd.daemon_threads = True
-            httpd.proxy = self  # type: ignore[attr-defined]
-            self._httpd = httpd
-            self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-            self._thread.start()
-        return self
-
     def stop(self) -> None:
-        self._release.set()
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FaultProxy:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        if self._httpd is None:
-            raise RuntimeError("FaultProxy is not running")
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        self._release.set()  # held requests must not keep the server's threads alive
+        super().stop()
 
     # ------------------------------------------------------------------ control
     def set_plan(self, plan: Iterable[str], *, then: str | None = None) -> None:
@@ -191,7 +164,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     @property
     def proxy(self) -> FaultProxy:
-        return self.server.proxy  # type: ignore[attr-defined]
+        return self.server.owner  # type: ignore[attr-defined]
 
     def do_GET(self) -> None:  # noqa: N802
         self._handle()
@@ -286,6 +259,9 @@ class _Handler(BaseHTTPRequestHandler):
             p._record(ProxyEvent(self.command, self.path, label, None, status))
             return
         p._record(ProxyEvent(self.command, self.path, label, status, status))
+
+
+FaultProxy.handler = _Handler
 
 
 def main(argv: list[str] | None = None) -> None:

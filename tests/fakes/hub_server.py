@@ -50,12 +50,14 @@ import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 import yaml
+
+from tests.fakes.loopback import LoopbackServer
 
 READ = "read"
 WRITE = "write"
@@ -143,7 +145,7 @@ class RecordedRequest:
     status: int
 
 
-class HubServer:
+class HubServer(LoopbackServer):
     """Threaded loopback Hub. Use as a context manager or call :meth:`start` / :meth:`stop`.
 
     ``tokens`` maps a token string to ``"read"`` or ``"write"``. Every valid token belongs to
@@ -172,8 +174,7 @@ class HubServer:
         self.user = user
         self.page_size = page_size
         self.lfs_patterns = tuple(lfs_patterns)
-        self._host = host
-        self._port = port
+        self._bind(host, port)
         self._lock = threading.RLock()
         self._lfs_tickets: dict[str, tuple[str, int]] = {}  # one-time upload links from the LFS batch API
         self._repos: dict[str, dict] = {}
@@ -182,45 +183,11 @@ class HubServer:
         self._requests: list[RecordedRequest] = []
         self._failure: dict | None = None
         self.commits_created = 0  # commits created through the HTTP API
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self._load()
 
-    # ------------------------------------------------------------------ lifecycle
-    def start(self) -> HubServer:
-        if self._httpd is not None:
-            return self
-        httpd = _HubHTTPServer((self._host, self._port), _Handler)
-        httpd.hub = self
-        self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is None:
-            return
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._httpd = None
-        self._thread = None
-
-    def __enter__(self) -> HubServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     @property
-    def url(self) -> str:
-        if self._httpd is None:
-            raise RuntimeError("HubServer is not running")
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    endpoint = url
+    def endpoint(self) -> str:
+        return self.url
 
     def api(self, token: str | None = None):
         """An ``HfApi`` bound to this server (``token=None``: anonymous)."""
@@ -569,13 +536,6 @@ def _clean_path(path: str) -> str:
     return p
 
 
-class _HubHTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
-    hub: HubServer
-
-
 # ---------------------------------------------------------------------- HTTP layer
 
 _API_REPO_RE = re.compile(r"^/api/(models|datasets|spaces)/([^/]+)/([^/]+)(?:/(.*))?$")
@@ -593,7 +553,6 @@ def _truthy(value: str | None) -> bool:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "LoopbackHub/1.0"
-    server: _HubHTTPServer
 
     def setup(self) -> None:
         super().setup()
@@ -622,7 +581,7 @@ class _Handler(BaseHTTPRequestHandler):
     # ------------------------------------------------------------------ plumbing
     @property
     def hub(self) -> HubServer:
-        return self.server.hub
+        return self.server.owner  # type: ignore[attr-defined]
 
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -1337,6 +1296,9 @@ def hub_client_online() -> Iterator[None]:
         yield
     finally:
         constants.HF_HUB_OFFLINE = old
+
+
+HubServer.handler = _Handler
 
 
 def main(argv: list[str] | None = None) -> None:
