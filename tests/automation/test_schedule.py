@@ -54,17 +54,19 @@ watch:
 FILES = {"config.json": '{"architectures": ["LlamaForCausalLM"]}', "model.safetensors": b"\0" * 64}
 
 
-def test_new_release_launches_one_pinned_backfill_then_nothing(hub, dagster_instance, write_watchlist, tmp_path,
-                                                               monkeypatch):
-    from dagster import AssetMaterialization
-
-    from dagster_project.automation.backfills import RELEASE_TAG
-
+@pytest.fixture
+def watched_release(hub, write_watchlist, tmp_path, monkeypatch) -> tuple[str, str]:
+    """One watched Hub repo with one commit and no catalog models: (partition key, commit)."""
     monkeypatch.setenv("DMC_MODELS_FILE", str(tmp_path / "no-models.yaml"))
     (tmp_path / "no-models.yaml").write_text("models: []\n")
     write_watchlist(WATCH)
-    inst, model = dagster_instance, "acme--tiny-chat"
-    sha = hub.add_model("acme/tiny-chat", FILES)
+    return "acme--tiny-chat", hub.add_model("acme/tiny-chat", FILES)
+
+
+def test_new_release_launches_one_pinned_backfill_then_nothing(hub, dagster_instance, watched_release):
+    from dagster_project.automation.backfills import RELEASE_TAG
+
+    inst, (model, sha) = dagster_instance, watched_release
 
     # a release nobody compressed: partitions, and one backfill (base chain + every recipe) pinned to the commit
     first = night(inst, hub.url)
@@ -102,15 +104,8 @@ def test_new_release_launches_one_pinned_backfill_then_nothing(hub, dagster_inst
     assert targets(newest)["compressed_model"] == {f"{model}|w4a16-rtn", f"{model}|w8a16-rtn"}
 
 
-def test_base_at_the_release_launches_only_the_missing_variants(hub, dagster_instance, write_watchlist, tmp_path,
-                                                                monkeypatch):
-    from dagster import AssetMaterialization
-
-    monkeypatch.setenv("DMC_MODELS_FILE", str(tmp_path / "no-models.yaml"))
-    (tmp_path / "no-models.yaml").write_text("models: []\n")
-    write_watchlist(WATCH)
-    inst, model = dagster_instance, "acme--tiny-chat"
-    sha = hub.add_model("acme/tiny-chat", FILES)
+def test_base_at_the_release_launches_only_the_missing_variants(hub, dagster_instance, watched_release):
+    inst, (model, sha) = dagster_instance, watched_release
     inst.add_dynamic_partitions("models", [model])
     inst.add_dynamic_partitions("recipes", ["w4a16-rtn", "w8a16-rtn"])
     inst.report_runless_asset_event(AssetMaterialization("base_model", partition=model, metadata={"revision": sha}))
