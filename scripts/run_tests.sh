@@ -15,6 +15,9 @@ CHECKOUT_ID="$(id -u)-$(pwd | cksum | cut -d" " -f1)"
 export DMC_MR_STATE_DIR="${DMC_MR_STATE_DIR:-/tmp/dmc-model-registry-$CHECKOUT_ID}"
 export DMC_MLFLOW_STATE_DIR="${DMC_MLFLOW_STATE_DIR:-/tmp/dmc-mlflow-$CHECKOUT_ID}"
 export DMC_S3_STATE_DIR="${DMC_S3_STATE_DIR:-/tmp/dmc-s3-$CHECKOUT_ID}"
+# The registry lookups' local copies (registry/kubeflow_mirror.py): per checkout, empty at the start.
+export DMC_REGISTRY_MIRROR_DIR="${DMC_REGISTRY_MIRROR_DIR:-/tmp/dmc-registry-mirror-$CHECKOUT_ID}"
+rm -rf "$DMC_REGISTRY_MIRROR_DIR"
 # Unmodified upstream v0.3.14 (REST v1alpha3, what every GA RHOAI serves): the default registry.
 DMC_REGISTRY_URL="$(DMC_MR_FLAVOR=upstream bash scripts/model_registry_server.sh start)"
 # v1 APPROXIMATION (v0.3.14 with routes renamed; no v1 server release is on the Go proxy).

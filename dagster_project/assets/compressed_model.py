@@ -69,6 +69,7 @@ def compressed_model(
         reused = True
         uri = store.uri(out)
     else:
+        compute.limit_threads(context)
         calibration_dir = None
         if calibration:
             calibration_dir = (store.pull_folder(layout.root / calibration["store_path"])

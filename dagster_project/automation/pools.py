@@ -14,9 +14,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from dagster_project.resources.compute import MODEL_POOL
 from dagster_project.settings import load_settings
 
-MODEL_POOL = "model_compute"
 LIMIT_ENV = "DMC_MODEL_COMPUTE_LIMIT"
 MODEL_HEAVY_ASSETS = ("compressed_model", "base_evaluation", "evaluation_report")
 

@@ -14,6 +14,7 @@ import logging
 import threading
 import warnings
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlparse
 
@@ -71,6 +72,7 @@ class KubeflowRegistry(RegistryBackend):
         request_timeout_s: float = 10.0,
         list_concurrency: int = 16,
         batch_threshold: int = 200,
+        mirror_dir: str | Path | None = None,
     ):
         parsed = urlparse(url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
@@ -87,6 +89,9 @@ class KubeflowRegistry(RegistryBackend):
         self._request_timeout = request_timeout_s
         self._list_concurrency = max(1, list_concurrency)
         self._batch_threshold = batch_threshold
+        # Lookups answer from a local copy of the listings, caught up on each call (kubeflow_mirror).
+        self._mirror_dir = Path(mirror_dir) if mirror_dir else None
+        self.last_mirror_sync: dict[str, int] = {}  # listing -> items the last lookup read from the server
         self._retrying = dict(
             stop=stop_after_attempt(max(1, retry_attempts)) | stop_after_delay(retry_total_s),
             wait=wait_exponential(multiplier=retry_initial_wait, max=retry_max_wait),
@@ -384,21 +389,34 @@ class KubeflowRegistry(RegistryBackend):
             return self._rest
 
     def _read_candidates(self, flt: VersionFilter, query: str | None) -> list[PublishedVersion]:
+        if self._mirror_dir is not None:
+            return self._candidates_from_mirror(flt)
         rest = self._reader()
         # A query without property filters ("all approved") will need most artifacts: list them
         # beside the versions instead of after them.
         all_artifacts = rest.submit(self._artifacts_by_name) if not flt.equalities() else None
         models = rest.submit(rest.pages, "/registered_models")
         versions = rest.sliced("/model_versions", query)
-        names = {str(m["id"]): m["name"] for m in models.result()}
-        candidates = []
-        for mv in versions:
-            name = names.get(str(mv.get("registeredModelId")), "")
-            if flt.matches(_published_from_json(name, mv, None)):
-                candidates.append((name, mv))
+        candidates = _matching(flt, models.result(), versions)
         if all_artifacts is None and len(candidates) > self._batch_threshold:
             all_artifacts = rest.submit(self._artifacts_by_name)
         by_name = all_artifacts.result() if all_artifacts is not None else {}
+        return self._with_artifacts(candidates, by_name)
+
+    def _candidates_from_mirror(self, flt: VersionFilter) -> list[PublishedVersion]:
+        """The same answer from the local copy of the listings, brought up to date first."""
+        from .kubeflow_mirror import ListingMirror, mirror_file
+
+        rest = self._reader()
+        mirror = ListingMirror(mirror_file(self._mirror_dir, rest.api_base, self._token), rest)
+        listings = mirror.listings()
+        self.last_mirror_sync = dict(mirror.last_sync)
+        versions = sorted(listings["model_versions"], key=lambda mv: int(mv["id"]))
+        candidates = _matching(flt, listings["registered_models"], versions)
+        return self._with_artifacts(candidates, _ours_by_name(listings["model_artifacts"]))
+
+    def _with_artifacts(self, candidates: list[tuple[str, dict]], by_name: dict[str, list[dict]]):
+        rest = self._reader()
 
         def artifact_of(item: tuple[str, dict]) -> dict | None:
             name, mv = item
@@ -414,20 +432,35 @@ class KubeflowRegistry(RegistryBackend):
         return [_published_from_json(name, mv, art) for (name, mv), art in zip(candidates, arts, strict=True)]
 
     def _artifacts_by_name(self) -> dict[str, list[dict]]:
-        """Our model artifacts (source kind "dagster"), by name. The listing does not say which version
-        an artifact belongs to; our version names are content hashes, so a name held by exactly one
-        of our artifacts identifies it. Anything else is read from its version."""
-        by_name: dict[str, list[dict]] = {}
-        for art in self._reader().sliced("/artifacts", artifactType="model-artifact"):
-            if art.get("modelSourceKind") == SOURCE_KIND:
-                by_name.setdefault(art.get("name") or "", []).append(art)
-        return by_name
+        return _ours_by_name(self._reader().sliced("/artifacts", artifactType="model-artifact"))
 
     def close(self) -> None:
         with self._rest_lock:
             if self._rest is not None:
                 self._rest.close()
                 self._rest = None
+
+
+def _matching(flt: VersionFilter, models: list[dict], versions: list[dict]) -> list[tuple[str, dict]]:
+    """(registered model name, version JSON) of every version `flt` accepts."""
+    names = {str(m["id"]): m["name"] for m in models}
+    out = []
+    for mv in versions:
+        name = names.get(str(mv.get("registeredModelId")), "")
+        if flt.matches(_published_from_json(name, mv, None)):
+            out.append((name, mv))
+    return out
+
+
+def _ours_by_name(artifacts: list[dict]) -> dict[str, list[dict]]:
+    """Our model artifacts (source kind "dagster"), by name. The listing does not say which version
+    an artifact belongs to; our version names are content hashes, so a name held by exactly one
+    of our artifacts identifies it. Anything else is read from its version."""
+    by_name: dict[str, list[dict]] = {}
+    for art in artifacts:
+        if art.get("modelSourceKind") == SOURCE_KIND:
+            by_name.setdefault(art.get("name") or "", []).append(art)
+    return by_name
 
 
 def _meta_value(meta: dict) -> str:

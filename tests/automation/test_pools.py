@@ -35,3 +35,19 @@ def test_local_instance_default_limit_is_one_and_can_be_raised(dagster_instance,
     assert main([]) == 0
     assert "limit 3" in capsys.readouterr().out
     assert pool_limit(dagster_instance) == (3, False)
+
+
+def test_steps_sharing_this_machine_split_its_cores_by_the_pool_limit(dagster_instance):
+    import os
+
+    from dagster_project.resources.compute import ComputeResource
+
+    cores = len(os.sched_getaffinity(0))
+    compute = ComputeResource()
+    assert pool_limit(dagster_instance) == (1, True)
+    assert compute.step_threads(dagster_instance) is None  # one model step at a time: torch's default
+    set_pool_limit(dagster_instance, 2)
+    assert compute.step_threads(dagster_instance) == max(1, cores // 2)
+    set_pool_limit(dagster_instance, 4 * cores)
+    assert compute.step_threads(dagster_instance) == 1  # never zero
+    assert ComputeResource(cpu_threads=3).step_threads(dagster_instance) == 3  # the user's choice wins

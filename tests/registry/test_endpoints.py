@@ -180,11 +180,12 @@ def test_batched_and_per_version_artifact_reads_agree(kubeflow_url, unique):
               {"artifactType": "model-artifact", "name": f"{published[0].model_name}-v-00000000000a-artifact",
                "uri": "pvc://legacy/place", "modelSourceKind": "dagster"})
     kw = dict(base_model=f"org/base-{unique}", approved_only=False)
-    batched = open_registry(kubeflow_url, batch_threshold=0, **FAST_RETRIES).list_versions(**kw)
-    one_by_one = open_registry(kubeflow_url, batch_threshold=10**6, **FAST_RETRIES).list_versions(**kw)
+    direct = dict(mirror_dir=None, **FAST_RETRIES)  # the listings read from the server itself
+    batched = open_registry(kubeflow_url, batch_threshold=0, **direct).list_versions(**kw)
+    one_by_one = open_registry(kubeflow_url, batch_threshold=10**6, **direct).list_versions(**kw)
     assert batched == one_by_one
     assert [v.uri for v in batched] == [p.uri for p in published]
-    everything = open_registry(kubeflow_url, batch_threshold=0, **FAST_RETRIES).list_versions(approved_only=False)
+    everything = open_registry(kubeflow_url, batch_threshold=0, **direct).list_versions(approved_only=False)
     assert {v.version_name: v.uri for v in everything if v.model_name == published[0].model_name} == {
         **{p.version_name: p.uri for p in published}, "v-000000000009": "pvc://other/place",
         "v-00000000000a": "pvc://legacy/place"}
