@@ -64,10 +64,14 @@ def evaluate_hf(
     from lm_eval.tasks import TaskManager
 
     started = time.perf_counter()
+    from lm_eval.models.huggingface import HFLM
+
+    from dagster_project.evaluation.vllm_runner import watch_batches
+
     # The same construction simple_evaluate does for model="hf", with a progress line per batch of requests.
-    lm = progress_hflm_class().create_from_arg_string(
+    lm = HFLM.create_from_arg_string(
         hf_model_args(model_path), {"batch_size": batch_size, "max_batch_size": None, "device": device})
-    lm.progress = BatchProgress(log or (lambda _: None))
+    watch_batches(lm, log or (lambda _: None))
     with tempfile.TemporaryDirectory(prefix="dmc-tasks-") as tmp:
         paths = [str(write_offline_tasks(Path(tmp)))]
         if include_path:
@@ -101,63 +105,6 @@ def evaluate_hf(
         eval_seconds=round(time.perf_counter() - started, 2), device=device,
         lm_eval_version=version("lm-eval"), raw=merged["results"],
     )
-
-
-class BatchProgress:
-    """One log line per batch of lm-eval requests, at most one every `interval_s` (first and last always)."""
-
-    def __init__(self, log: Callable[[str], None], interval_s: float = 10.0):
-        self.log, self.interval_s = log, interval_s
-        self.kind, self.requests, self.expected, self.done, self.started, self.last = "", 0, 0, 0, 0.0, 0.0
-
-    def begin(self, kind: str, requests: int, batch_size) -> None:
-        self.kind, self.requests, self.done = kind, requests, 0
-        self.expected = math.ceil(requests / batch_size) if isinstance(batch_size, int) and batch_size > 0 else 0
-        self.started = self.last = time.perf_counter()
-
-    def batch(self) -> None:
-        self.done += 1
-        now = time.perf_counter()
-        if self.done == 1 or now - self.last >= self.interval_s:
-            self.last = now
-            of = f"/{self.expected}" if self.expected else ""
-            self.log(f"lm-eval {self.kind}: batch {self.done}{of} ({self.requests} requests), {now - self.started:.0f} s")
-
-    def end(self) -> None:
-        self.log(f"lm-eval {self.kind}: {self.requests} requests in {self.done} batches, "
-                 f"{time.perf_counter() - self.started:.0f} s")
-
-
-def progress_hflm_class():
-    """lm-eval's HFLM, reporting each model call (one batch of requests) to `self.progress`."""
-    from lm_eval.models.huggingface import HFLM
-
-    class ProgressHFLM(HFLM):
-        progress = BatchProgress(lambda _: None)
-
-        def _loglikelihood_tokens(self, requests, *args, **kwargs):
-            self.progress.begin("loglikelihood", len(requests), self.batch_size)
-            out = super()._loglikelihood_tokens(requests, *args, **kwargs)
-            self.progress.end()
-            return out
-
-        def generate_until(self, requests, *args, **kwargs):
-            self.progress.begin("generate_until", len(requests), self.batch_size)
-            out = super().generate_until(requests, *args, **kwargs)
-            self.progress.end()
-            return out
-
-        def _model_call(self, *args, **kwargs):
-            out = super()._model_call(*args, **kwargs)
-            self.progress.batch()
-            return out
-
-        def _model_generate(self, *args, **kwargs):
-            out = super()._model_generate(*args, **kwargs)
-            self.progress.batch()
-            return out
-
-    return ProgressHFLM
 
 
 def parse_results(results: dict) -> list[TaskScore]:

@@ -30,6 +30,7 @@ if sys.path and os.path.abspath(sys.path[0] or ".") == os.path.dirname(os.path.a
 import argparse  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
+import math  # noqa: E402
 import time  # noqa: E402
 from contextlib import ExitStack  # noqa: E402
 from typing import Any, Callable  # noqa: E402
@@ -146,6 +147,62 @@ def create_lm(model: str, model_args: str, batch_size: Any):
     )
 
 
+class BatchProgress:
+    """One log line per batch of lm-eval requests, at most one every `interval_s` (first and last always)."""
+
+    def __init__(self, log: Callable[[str], None], interval_s: float = 10.0):
+        self.log, self.interval_s = log, interval_s
+        self.kind, self.requests, self.expected, self.done, self.started, self.last = "", 0, 0, 0, 0.0, 0.0
+
+    def begin(self, kind: str, requests: int, batch_size: Any) -> None:
+        self.kind, self.requests, self.done = kind, requests, 0
+        self.expected = math.ceil(requests / batch_size) if isinstance(batch_size, int) and batch_size > 0 else 0
+        self.started = self.last = time.perf_counter()
+
+    def batch(self) -> None:
+        self.done += 1
+        now = time.perf_counter()
+        if self.done == 1 or now - self.last >= self.interval_s:
+            self.last = now
+            of = f"/{self.expected}" if self.expected else ""
+            self.log(f"lm-eval {self.kind}: batch {self.done}{of} ({self.requests} requests), {now - self.started:.0f} s")
+
+    def end(self) -> None:
+        self.log(f"lm-eval {self.kind}: {self.requests} requests in {self.done} batches, "
+                 f"{time.perf_counter() - self.started:.0f} s")
+
+
+def watch_batches(lm: Any, log: Callable[[str], None], interval_s: float = 10.0) -> BatchProgress:
+    """Progress for any lm-eval LM object (this runner's vLLM, the in-process hf backend): its request
+    methods mark begin/end, and the per-batch model calls lm-eval's HFLM and VLLM make
+    (`_model_call`, `_model_generate`) count batches. Wraps this instance's attributes only."""
+    progress = BatchProgress(log, interval_s)
+
+    def around_requests(kind: str, method: Callable) -> Callable:
+        def run(requests, *args, **kwargs):
+            progress.begin(kind, len(requests), getattr(lm, "batch_size", None))
+            try:
+                return method(requests, *args, **kwargs)
+            finally:
+                progress.end()
+        return run
+
+    def counting(method: Callable) -> Callable:
+        def call(*args, **kwargs):
+            out = method(*args, **kwargs)
+            progress.batch()
+            return out
+        return call
+
+    for kind in ("loglikelihood", "loglikelihood_rolling", "generate_until"):
+        if callable(getattr(lm, kind, None)):
+            setattr(lm, kind, around_requests(kind, getattr(lm, kind)))
+    for name in ("_model_call", "_model_generate"):
+        if callable(getattr(lm, name, None)):
+            setattr(lm, name, counting(getattr(lm, name)))
+    return progress
+
+
 def speed_gen_kwargs(model: str, tokens: int) -> dict[str, Any]:
     # vLLM's SamplingParams says min_tokens; transformers' generate says min_new_tokens.
     minimum = {"min_tokens": tokens} if model == "vllm" else {"min_new_tokens": tokens}
@@ -185,6 +242,7 @@ def run(settings: dict[str, Any], log: Callable[[str], None],
     lm = make_lm(settings["model"], model_args, settings["batch_size"])
     load_seconds = round(time.perf_counter() - t0, 3)
     log(f"model loaded in {load_seconds} s")
+    progress = watch_batches(lm, log)  # vLLM's own tqdm bars never reach Dagster: one line per batch instead
 
     manager = TaskManager(include_path=list(settings["include_path"]) or None,
                           include_defaults=bool(settings["include_defaults"]))
@@ -212,6 +270,7 @@ def run(settings: dict[str, Any], log: Callable[[str], None],
             log(f"{task}: {', '.join(shown)} ({time.perf_counter() - t1:.1f} s)")
     speed = None
     if settings["speed_tokens"]:
+        progress.log = lambda _line: None  # the speed probe's single requests are not worth a line each
         speed = {"load_seconds": load_seconds, **measure_speed(lm, settings["model"], int(settings["speed_tokens"])),
                  "device": f"{settings['model']}"}
         log(f"generation: {speed['new_tokens']} tokens in {speed['latency_seconds']} s "

@@ -144,6 +144,10 @@ def test_vllm_backend_through_pipes_end_to_end(demo_model, project_state, dagste
     res = materialize_assets(dagster_instance, [d.base_model, d.base_evaluation], model, cfg)
     logs = _events_text(dagster_instance, res.run_id)
     assert "model loaded in" in logs and re.search(r"dmc_jargon_lastword: .*acc,none=", logs)  # streamed through Pipes
+    # progress per batch of requests from the runner's process, through Pipes: the first batch and the total
+    first = re.search(r"lm-eval loglikelihood: batch 1/(\d+) \((\d+) requests\)", logs)
+    total = re.search(r"lm-eval loglikelihood: (\d+) requests in (\d+) batches", logs)
+    assert first and total and int(first.group(2)) == int(total.group(1)) > 0, logs[-2000:]
     rec = read(fake_vllm)
     assert rec["model"] == "vllm"
     assert rec["model_args"].endswith(",dtype=bfloat16,max_model_len=4096,gpu_memory_utilization=0.8,"
