@@ -21,12 +21,13 @@ def on_kubernetes(environ: dict[str, str] | None = None) -> bool:
 
 
 def executor(environ: dict[str, str] | None = None) -> ExecutorDefinition:
-    """k8s: one Kubernetes Job per step (placement from each asset's op tags, see k8s.py)."""
+    """k8s: one Kubernetes Job per step (placement from each asset's op tags, see k8s.py); a step pod
+    that stays unschedulable fails its step with the scheduler's reason (resources/k8s_steps.py)."""
     name = executor_name(environ)
     if name == "k8s":
-        from dagster_k8s import k8s_job_executor
+        from dagster_project.resources.k8s_steps import k8s_step_executor
 
-        return k8s_job_executor
+        return k8s_step_executor
     if name == "in_process":
         return in_process_executor
     if name == "multiprocess":

@@ -79,6 +79,9 @@ class Placement(BaseModel):
     memory_per_model_gb: float = Field(default=2.5, gt=0)
     # vLLM's worker processes share tensors through /dev/shm; the default 64 MiB is too small.
     shm_size: str = "8Gi"
+    # A step pod the scheduler cannot place (no GPU node free, a missing toleration) fails its step
+    # after this many seconds with the scheduler's reason, instead of the run waiting forever. 0: wait.
+    unschedulable_timeout_s: float = Field(default=900, ge=0)
     # Size in GB of the largest base model this deployment compresses: memory of model steps.
     model_size_gb: float | None = Field(default=None, ge=0)
     # Default lm-eval backend of evaluation steps. "vllm": the step is a CPU pod that starts a

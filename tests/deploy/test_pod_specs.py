@@ -140,7 +140,9 @@ def test_laptop_and_cluster_clients() -> None:
 
     assert executor({}).name == "multi_or_in_process_executor"  # Dagster's default: unchanged
     assert executor({"DMC_EXECUTOR": "in_process"}).name == "in_process"
-    assert executor({"DMC_EXECUTOR": "k8s"}) is k8s_job_executor
+    k8s = executor({"DMC_EXECUTOR": "k8s"})
+    # dagster-k8s's executor with its own config (what the chart and users pass), plus the scheduling check
+    assert k8s.name == k8s_job_executor.name and k8s.config_schema is k8s_job_executor.config_schema
     assert isinstance(vllm_pipes_client({}), PipesSubprocessClient)
     assert isinstance(vllm_pipes_client({"DMC_EXECUTOR": "k8s"}), PipesK8sClient)
     with pytest.raises(ValueError, match="DMC_EXECUTOR"):

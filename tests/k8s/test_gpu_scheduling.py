@@ -94,3 +94,36 @@ def test_gpu_step_needs_its_toleration(k8s_api, k8s_cluster) -> None:
     # The untolerating pod is still not placed, even though it asked for the same GPU.
     again = core.read_namespaced_pod(pending.metadata.name, ns)
     assert again.spec.node_name is None and again.status.phase == "Pending"
+
+    # What the Kubernetes executor's health check says about each (dagster_project/resources/k8s_steps.py).
+    from datetime import timedelta
+
+    from dagster_project.resources.k8s_steps import unschedulable_reason
+
+    assert unschedulable_reason(core, ns, "compress-no-toleration", timeout_s=3600) is None  # not long enough yet
+    later = again.metadata.creation_timestamp + timedelta(seconds=901)
+    reason = unschedulable_reason(core, ns, "compress-no-toleration", timeout_s=900, now=later)
+    assert reason and again.metadata.name in reason and "could not be scheduled for 901 s" in reason, reason
+    assert scheduled_condition(again).message in reason  # the scheduler's own words
+    assert unschedulable_reason(core, ns, "compress-gpu", timeout_s=900, now=later) is None  # placed
+    assert unschedulable_reason(core, ns, "compress-no-toleration", timeout_s=0, now=later) is None  # 0: wait
+
+    # The health check of the step handler the executor uses: unhealthy, and the Job is deleted.
+    from dagster_k8s.client import DagsterKubernetesClient
+
+    from dagster_project.resources.k8s_steps import SchedulingAwareStepHandler
+
+    handler = SchedulingAwareStepHandler.__new__(SchedulingAwareStepHandler)  # no kubeconfig loading
+    handler._api_client = DagsterKubernetesClient(batch_api=batch, core_api=core, logger=lambda *_: None,
+                                                 sleeper=time.sleep, timer=time.time)
+    handler.unschedulable_timeout_s = 0.001
+    handler._get_step_key = lambda _ctx: "compressed_model"
+    handler._get_k8s_step_job_name = lambda _ctx: "compress-no-toleration"
+    handler._get_container_context = lambda _ctx: type("Ctx", (), {"namespace": ns})()
+    result = handler.check_step_health(None)
+    assert not result.is_healthy and "could not be scheduled" in result.unhealthy_reason
+    assert "compress-no-toleration was deleted" in result.unhealthy_reason
+    deadline = time.monotonic() + 60
+    while batch.list_namespaced_job(ns, field_selector="metadata.name=compress-no-toleration").items:
+        assert time.monotonic() < deadline, "the unschedulable step's Job was not deleted"
+        time.sleep(1)
