@@ -389,7 +389,9 @@ class KubeflowRegistry(RegistryBackend):
             return self._rest
 
     def _read_candidates(self, flt: VersionFilter, query: str | None) -> list[PublishedVersion]:
-        if self._mirror_dir is not None:
+        # The local copy pays off when the server cannot narrow the query ("all approved": every
+        # version and artifact); a property filter is as fast read from the server itself.
+        if self._mirror_dir is not None and not flt.equalities():
             return self._candidates_from_mirror(flt)
         rest = self._reader()
         # A query without property filters ("all approved") will need most artifacts: list them

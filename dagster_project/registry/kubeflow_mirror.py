@@ -6,7 +6,7 @@ deletes registered models or versions (it archives them, which updates them), an
 `lastUpdateTimeSinceEpoch`, so a copy plus `filterQuery=lastUpdateTimeSinceEpoch > T` is exact:
 a lookup then costs a few small requests instead of the whole listing.
 
-Guards: the overlap re-reads the last 5 s (writes that commit out of timestamp order); the
+Guards: the overlap re-reads 2 s before the newest change (writes that commit out of timestamp order); the
 lowest id's creation time must still match (a registry rebuilt behind the same URL is read
 afresh); after `max_age_s` everything is read again (an artifact some other tool deleted).
 The file holds registry metadata only, never the token (its name is a hash of URL and token).
@@ -25,7 +25,7 @@ from dagster_project.atomic import write_text_atomic
 from .kubeflow_reads import RestReader
 
 FORMAT = 1
-OVERLAP_MS = 5_000
+OVERLAP_MS = 2_000
 MAX_AGE_S = 600.0
 # name -> (path, query parameters) of each listing a lookup reads
 LISTINGS: dict[str, tuple[str, dict[str, str]]] = {
@@ -63,7 +63,8 @@ class ListingMirror:
                 state = {"format": FORMAT, "full_read_at": started}
         listings = dict(zip(names, parts, strict=True))
         new_state = {**state, "listings": listings}
-        self._save(new_state)
+        if new_state != state:  # a lookup with nothing new writes nothing
+            self._save(new_state)
         return {name: list(part["items"].values()) for name, part in listings.items()}
 
     # -- one listing -----------------------------------------------------------------------
