@@ -18,6 +18,9 @@ Stages (each timed; the table is printed at the end):
             node, requests, tolerations and image, and checked (GPU only for compression, on
             the GPU node; no secret value in any spec or log; the approved variants in the registry)
   nightly   the nightly schedule ticks (cron every minute) with nothing new: no run, no pod
+  no toleration  the chart's GPU toleration removed (ConfigMap patched, code server restarted): the
+            compression step's pod stays Pending, and after DMC_K8S_UNSCHEDULABLE_TIMEOUT_S (45 s
+            here) the run fails with the scheduler's reason and the step's Job is deleted
 Everything is torn down at the end (cluster.sh clean, servers stopped), also on failure.
 
     python scripts/k8s/e2e.py [--recipes w4a16-rtn,w8a16-rtn] [--store s3|pvc] [--keep]
@@ -282,14 +285,11 @@ class E2E:
                      "volumes": [{"name": "models", "persistentVolumeClaim": {"claimName": "dmc-models"}},
                                  {"name": "dmc-catalog", "configMap": {"name": "dmc-catalog"}}]},
         }
-        self.kubectl("-n", NS, "apply", "-f", "-", input=json.dumps(code_server))
-        self.kubectl("-n", NS, "wait", "--for=condition=Ready", "pod/model-compression-code-server",
-                     "--timeout=600s")
+        self.code_server_spec, self.grpc_port = code_server, grpc
+        self.start_code_server()
         workspace = self.state / "workspace.yaml"
         workspace.write_text(json.dumps({"load_from": [{"grpc_server": {
             "host": "127.0.0.1", "port": grpc, "location_name": LOCATION}}]}))
-        wait("code server gRPC", lambda: run([str(ROOT / ".venv/bin/dagster"), "api", "grpc-health-check",
-                                             "-p", str(grpc)], check=False).returncode == 0, 600, every=3)
         # The daemon as the chart runs it: a pod with the runner ServiceAccount and the instance
         # ConfigMap (in-cluster config), so what it launches can reach the API from inside.
         self.kubectl("-n", NS, "create", "configmap", "dagster-workspace", f"--from-file=workspace.yaml={workspace}")
@@ -321,6 +321,21 @@ class E2E:
         (self.state / "dagster_pids").write_text(" ".join(str(p.pid) for p in self.procs))
         wait("dagster-webserver", lambda: _http_ok(f"http://127.0.0.1:{port}/server_info"), 180)
         return port
+
+    def start_code_server(self) -> None:
+        """(Re)create the code server pod from its spec and wait until it answers gRPC."""
+        self.kubectl("-n", NS, "delete", "pod", "model-compression-code-server", "--ignore-not-found", "--wait=true")
+        self.kubectl("-n", NS, "apply", "-f", "-", input=json.dumps(self.code_server_spec))
+        self.kubectl("-n", NS, "wait", "--for=condition=Ready", "pod/model-compression-code-server",
+                     "--timeout=600s")
+        wait("code server gRPC", lambda: run([str(ROOT / ".venv/bin/dagster"), "api", "grpc-health-check",
+                                             "-p", str(self.grpc_port)], check=False).returncode == 0, 600, every=3)
+
+    def set_placement(self, **env: str) -> None:
+        """Change DMC_K8S_* values in the chart's ConfigMap and restart the code server, as a user
+        would by changing the chart's placement values and upgrading the release."""
+        self.kubectl("-n", NS, "patch", "configmap", "dmc-env", "--type", "merge", "-p", json.dumps({"data": env}))
+        self.start_code_server()
 
     def check_registry(self, url: str) -> None:
         """Every recipe's approved variant is in the real Model Registry server (read back with `dmc`)."""
@@ -409,6 +424,7 @@ def main(argv: list[str] | None = None) -> int:
         saved = json.loads(ready.read_text())
         e.kubeconfig, e.api_port, e.s3_endpoint = saved["kubeconfig"], saved["api_port"], saved["s3_endpoint"]
         registry, port = saved["registry"], saved["port"]
+        e.code_server_spec, e.grpc_port = saved["code_server"], saved["grpc_port"]
     elif args.reuse_cluster:  # debugging: the cluster (image imported) a --keep run left; the rest afresh
         e.kubeconfig = str(state / "cluster" / "admin.kubeconfig")
         e.api_port = int((state / "cluster" / "apiserver_port").read_text())
@@ -441,8 +457,9 @@ def main(argv: list[str] | None = None) -> int:
             with stage("dagster"):
                 port = e.dagster(int(pg.split(":")[1]))
             ready.write_text(json.dumps({"kubeconfig": e.kubeconfig, "api_port": e.api_port, "registry": registry,
-                                         "port": port, "s3_endpoint": e.s3_endpoint}))
-        from k8s_e2e_runs import materialize_demo, nightly_noop  # noqa: E402  (scripts/k8s/k8s_e2e_runs.py)
+                                         "port": port, "s3_endpoint": e.s3_endpoint,
+                                         "code_server": e.code_server_spec, "grpc_port": e.grpc_port}))
+        from k8s_e2e_runs import materialize_demo, nightly_noop, unschedulable_fails  # noqa: E402
 
         with stage("runs"):
             materialize_demo(e, port, MODEL, [v for _, v in SECRET_VALUES.values()])
@@ -450,6 +467,8 @@ def main(argv: list[str] | None = None) -> int:
             e.check_registry(registry)
         with stage("nightly"):
             nightly_noop(e, port, LOCATION)
+        with stage("no toleration"):
+            unschedulable_fails(e, port, MODEL, LOCATION)
     finally:
         if not args.keep:
             with stage("teardown"):

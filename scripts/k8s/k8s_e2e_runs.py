@@ -239,3 +239,47 @@ def nightly_noop(e, port: int, location: str) -> None:
         f"new pods: {new_pods or 'none'}")
     if tick["status"] != "SKIPPED" or tick["runIds"] or new_pods:
         raise SystemExit(f"nightly schedule with nothing new should skip without pods: {tick}, new pods {new_pods}")
+
+
+def unschedulable_fails(e, port: int, model: str, location: str, timeout_s: int = 45) -> None:
+    """The chart's GPU toleration removed: the compression step's pod stays Pending, and the run fails
+    after `timeout_s` with the scheduler's reason (dagster_project/resources/k8s_steps.py), its Job deleted."""
+    from dagster import DagsterInstance, MultiPartitionKey
+    from dagster_graphql import DagsterGraphQLClient
+    from kubernetes import client as k8s, config
+
+    e.set_placement(DMC_K8S_TOLERATION_KEY="", DMC_K8S_UNSCHEDULABLE_TIMEOUT_S=str(timeout_s))
+    out = graphql(port, """mutation($l: String!) { reloadRepositoryLocation(repositoryLocationName: $l) {
+      __typename } }""", {"l": location})
+    log(f"placement without the GPU toleration, code server restarted ({out['reloadRepositoryLocation']['__typename']})")
+    api = config.new_client_from_config(config_file=e.kubeconfig)
+    core, batch = k8s.CoreV1Api(api), k8s.BatchV1Api(api)
+    recipe = e.recipes[0]
+    key = MultiPartitionKey({"model": model, "recipe": recipe})
+    gql = DagsterGraphQLClient("127.0.0.1", port_number=port)
+    t0 = time.monotonic()
+    run_id = gql.submit_job_execution("__ASSET_JOB", asset_selection=[["compressed_model"]], tags={
+        "dagster/partition": str(key), "dagster/partition/model": model, "dagster/partition/recipe": recipe})
+    status = wait_run(gql, run_id, timeout=600)
+    wall = time.monotonic() - t0
+    instance = DagsterInstance.get()
+    # The health check's reason is the step failure's error (event data), not its headline.
+    messages = [(rec.message or "") + " " + (repr(rec.dagster_event.event_specific_data) if rec.dagster_event else "")
+                for rec in instance.all_logs(run_id)]
+    hit = next((m for m in messages if "could not be scheduled" in m), None)
+    reason = hit[hit.index("pod "):][:400] if hit and "pod " in hit else hit
+    pending = [describe(p) for p in pods_of_run(core, NS, run_id) if p.status.phase == "Pending"]
+    jobs = [j.metadata.name for j in batch.list_namespaced_job(NS, label_selector=f"dagster/run-id={run_id}").items
+            if (j.metadata.labels or {}).get("app.kubernetes.io/component") == "step_worker"]
+    log(f"run without toleration ({run_id[:8]}): {status} in {wall:.0f} s; reason: {reason}; "
+        f"step Jobs left: {jobs or 'none'}; pending pods: {[p['pod'] for p in pending] or 'none'}")
+    if status != "FAILURE" or not reason or "untolerated taint" not in reason:
+        raise SystemExit(f"expected the run to fail with the scheduler's reason; got {status}: {messages[-5:]}")
+    deadline = time.monotonic() + 60
+    while jobs and time.monotonic() < deadline:  # deletion is asynchronous
+        time.sleep(2)
+        jobs = [j.metadata.name for j in batch.list_namespaced_job(
+            NS, label_selector=f"dagster/run-id={run_id}").items
+            if (j.metadata.labels or {}).get("app.kubernetes.io/component") == "step_worker"]
+    if jobs:
+        raise SystemExit(f"the unschedulable step's Job was not deleted: {jobs}")
