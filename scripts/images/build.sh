@@ -6,7 +6,7 @@
 #   4. smoke runs                                                     scripts/images/smoke.sh
 # Build times and image sizes go to var/images/report.tsv (and stdout).
 # Env: DMC_IMAGES (default "compress eval"), DMC_IMAGE_TAG (default: project version),
-#      DMC_IMAGES_SMOKE=0 to build only.
+#      DMC_IMAGES_SMOKE=0 to build only, DMC_BUILD_CACHE_KEEP (build cache kept, default 20GB).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DOCKER=/usr/bin/docker
@@ -45,8 +45,10 @@ for kind in ${DMC_IMAGES:-compress eval}; do
   printf '%s\t%s\t%s\n' "$image" "$secs" "$size" >> "$REPORT"
   echo "$image: built in $secs s, $(( size / 1024 / 1024 )) MiB"
 done
-# Old layers of earlier builds of these tags: gone, so the disk does not fill up.
+# Old layers of earlier builds of these tags: gone, so the disk does not fill up. The build cache
+# (pip's cache mount, old layers) is capped too: uncapped it reached ~50 GB and filled the disk.
 "$DOCKER" image prune -f >/dev/null
+"$DOCKER" builder prune -f --keep-storage "${DMC_BUILD_CACHE_KEEP:-20GB}" >/dev/null
 
 if [[ "${DMC_IMAGES_SMOKE:-1}" != 0 ]]; then
   for kind in ${DMC_IMAGES:-compress eval}; do
