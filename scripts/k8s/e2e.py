@@ -165,7 +165,8 @@ class E2E:
             "dagster": {"enabled": False},
             "images": {"compress": {"repository": name, "tag": tag}, "pullPolicy": "Never"},
             # A 2-core node: requests scaled down; GPU placement (toleration, GPU count) unchanged.
-            "placement": {"cpuRequest": "100m", "gpuCpuRequest": "100m", "minMemoryGi": 1, "gpuMinMemoryGi": 1},
+            # 2 GiB: torch + llmcompressor + lm-eval imported in one step pod come close to 1 GiB.
+            "placement": {"cpuRequest": "100m", "gpuCpuRequest": "100m", "minMemoryGi": 2, "gpuMinMemoryGi": 2},
             "modelsPvc": {"accessModes": ["ReadWriteOnce"], "size": "20Gi", "storageClassName": "manual"},
             "registry": {"url": registry_url},
             # Evaluation on CPU pods: the GPU (one, fake) is for compression only, so every pod but

@@ -29,6 +29,8 @@ def describe(pod) -> dict:
                 for e in c.env or [] if e.value_from and e.value_from.secret_key_ref}
     started = next((s.state.terminated.started_at or s.state.running and s.state.running.started_at
                     for s in pod.status.container_statuses or [] if s.state and s.state.terminated), None)
+    ended = next((s.state.terminated for s in pod.status.container_statuses or [] if s.state and s.state.terminated),
+                 None)
     return {
         "pod": pod.metadata.name,
         "step": (pod.metadata.labels or {}).get("dagster/op") or (pod.metadata.labels or {}).get("dagster/job"),
@@ -42,6 +44,7 @@ def describe(pod) -> dict:
         "secret_env": env_refs,
         "created": pod.metadata.creation_timestamp,
         "container_started": started,
+        "terminated": f"{ended.reason} (exit {ended.exit_code}) {ended.message or ''}".strip() if ended else None,
     }
 
 
@@ -177,7 +180,8 @@ def materialize_demo(e, port: int, model: str, secret_values: list[str]) -> list
         report.append(run)
         if status != "SUCCESS":
             failures.append(name)
-            for p in raw_pods:
+            for p, d in zip(raw_pods, pods, strict=True):
+                log(f"   --- {p.metadata.name}: phase {d['phase']}, container {d['terminated'] or 'not terminated'}")
                 with contextlib.suppress(Exception):
                     tail = core.read_namespaced_pod_log(p.metadata.name, NS, tail_lines=25)
                     log(f"   --- {p.metadata.name} log tail ---\n{tail}")
