@@ -205,7 +205,7 @@ def materialize_demo(e, port: int, model: str, secret_values: list[str]) -> list
 
 
 SCHEDULE_QUERY = """query($s: ScheduleSelector!) { scheduleOrError(scheduleSelector: $s) {
-  __typename ... on Schedule { scheduleState { status ticks(limit: 5) { status timestamp skipReason runIds
+  __typename ... on Schedule { scheduleState { id status ticks(limit: 5) { status timestamp skipReason runIds
   error { message } } } } ... on PythonError { message } } }"""
 
 
@@ -233,8 +233,11 @@ def nightly_noop(e, port: int, location: str) -> None:
     while tick is None and time.monotonic() < deadline:
         tick = ticked()
         time.sleep(3)
-    graphql(port, """mutation($s: ScheduleSelector!) { stopRunningSchedule(scheduleSelector: $s) {
-      __typename } }""", {"s": selector})
+    state_id = graphql(port, SCHEDULE_QUERY, {"s": selector})["scheduleOrError"]["scheduleState"]["id"]
+    stopped = graphql(port, """mutation($id: String) { stopRunningSchedule(id: $id) {
+      __typename ... on PythonError { message } } }""", {"id": state_id})["stopRunningSchedule"]
+    if stopped["__typename"] == "PythonError":
+        raise SystemExit(f"stopRunningSchedule: {stopped['message']}")
     if tick is None:
         raise SystemExit("nightly schedule: no tick within 150 s of starting it")
     time.sleep(10)  # a run launched by the tick would have its pod by now
