@@ -244,6 +244,14 @@ def nightly_noop(e, port: int, location: str) -> None:
     new_pods = sorted({p.metadata.name for p in core.list_namespaced_pod(NS).items} - pods_before)
     log(f"nightly tick: {tick['status']}, runs {tick['runIds']}, reason: {tick['skipReason'] or tick['error']}; "
         f"new pods: {new_pods or 'none'}")
+    if tick["runIds"]:  # the schedule tags each request with its decision (dmc/reason)
+        from dagster import DagsterInstance
+
+        instance = DagsterInstance.get()
+        for run_id in tick["runIds"]:
+            run = instance.get_run_by_id(run_id)
+            tags = run.tags if run else {}
+            log(f"   nightly run {run_id[:8]}: {tags.get('dagster/partition')} reason={tags.get('dmc/reason')}")
     if tick["status"] != "SKIPPED" or tick["runIds"] or new_pods:
         raise SystemExit(f"nightly schedule with nothing new should skip without pods: {tick}, new pods {new_pods}")
 
