@@ -25,6 +25,7 @@ the base). Evaluation and publication follow through declarative automation.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from dagster import (
@@ -91,6 +92,17 @@ def wanted_pairs(instance) -> list[tuple[str, str]]:
     return sorted({(m, r) for m, r in pairs if m in models and r in recipes})
 
 
+def recorded_as(data_version: str | None) -> set[str]:
+    """The values a downstream step may record as `dagster/input_data_version/<upstream>` for an
+    upstream partition whose data version is `data_version`. For a partitioned upstream Dagster
+    records the sha256 of its dependency partitions' data versions joined (here one partition:
+    the model), not the version itself (dagster/_core/execution/context/data_version_cache.py);
+    the plain value is what it records when the upstream is not partitioned in the step's job."""
+    if data_version is None:
+        return set()
+    return {data_version, hashlib.sha256(data_version.encode()).hexdigest()}
+
+
 def decide(instance, model: str, recipe: str, code_version: str | None) -> Decision:
     base = _latest_tags(instance, BASE_MODEL, model)
     if base is None:
@@ -99,12 +111,13 @@ def decide(instance, model: str, recipe: str, code_version: str | None) -> Decis
     if variant is None:
         return Decision(model, recipe, "request", "missing")
     changed = []
-    if variant.get(INPUT_VERSION_TAG + "base_model") != base.get(DATA_VERSION_TAG):
+    if variant.get(INPUT_VERSION_TAG + "base_model") not in recorded_as(base.get(DATA_VERSION_TAG)):
         changed.append(f"base_model {variant.get(INPUT_VERSION_TAG + 'base_model', '?')[:12]} → "
                        f"{base.get(DATA_VERSION_TAG, '?')[:12]}")
     calibration = _latest_tags(instance, CALIBRATION, model)
     recorded = variant.get(INPUT_VERSION_TAG + "calibration_dataset")
-    if calibration is not None and recorded is not None and recorded != calibration.get(DATA_VERSION_TAG):
+    if calibration is not None and recorded is not None and \
+            recorded not in recorded_as(calibration.get(DATA_VERSION_TAG)):
         changed.append("calibration_dataset changed")
     if code_version is not None and variant.get(CODE_VERSION_TAG) not in (None, code_version):
         changed.append(f"code version {variant.get(CODE_VERSION_TAG)} → {code_version}")

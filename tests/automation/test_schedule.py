@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
-from dagster import AssetMaterialization, MultiPartitionKey, build_schedule_context, materialize
+from dagster import AssetMaterialization, MultiPartitionKey, build_schedule_context
 
 MODEL, RECIPE = "demo-llama", "w4a16-rtn"
 
@@ -124,10 +124,17 @@ def test_hub_down_still_checks_stale_variants(dagster_instance, catalog, write_w
 
 
 def run(instance, assets, partition_key, tags=None):
+    """Materialize `assets` through the code location's own asset job, as the UI, a sensor or the
+    schedule does: the rest of the graph (partitioned upstreams included) is the real one, so the
+    input data versions Dagster records are the ones a deployment records."""
+    from dagster import AssetKey
     from dagster_project.definitions import defs
 
-    res = materialize(assets, partition_key=partition_key, instance=instance, resources=defs.resources,
-                      tags=tags or {}, run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
+    job = defs.resolve_implicit_global_asset_job_def()
+    res = job.execute_in_process(
+        instance=instance, partition_key=str(partition_key), tags=tags or {},
+        asset_selection=[AssetKey(a.key.path) if hasattr(a, "key") else AssetKey(a) for a in assets],
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
     assert res.success
     return res
 
