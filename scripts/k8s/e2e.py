@@ -17,10 +17,15 @@ Stages (each timed; the table is printed at the end):
             API like the UI's "Materialize"; every pod the cluster created is listed with its
             node, requests, tolerations and image, and checked (GPU only for compression, on
             the GPU node; no secret value in any spec or log; the approved variants in the registry)
+  registry  every recipe's approved variant read back from the registry server with `dmc`
+  pod deleted  (s3 store) a w4a16-gptq run whose compression pod is deleted while it compresses:
+            the step and run fail, the bucket holds no partial variant, the re-run completes it
   nightly   the nightly schedule ticks (cron every minute) with nothing new: no run, no pod
   no toleration  the chart's GPU toleration removed (ConfigMap patched, code server restarted): the
             compression step's pod stays Pending, and after DMC_K8S_UNSCHEDULABLE_TIMEOUT_S (45 s
             here) the run fails with the scheduler's reason and the step's Job is deleted
+  in-process  the same runs on this host, in-process (local store, SQLite): wall times side by side
+The stages after `runs` are independent: a failing one is reported and the others still run.
 Everything is torn down at the end (cluster.sh clean, servers stopped), also on failure.
 
     python scripts/k8s/e2e.py [--recipes w4a16-rtn,w8a16-rtn] [--store s3|pvc] [--keep]
@@ -98,6 +103,7 @@ class E2E:
         self.image = image
         self.store = store
         self.s3_endpoint = ""
+        self.s3_key = S3_KEY
         self.env = {"DMC_K8S_STATE_DIR": str(state / "cluster"), "DMC_MR_STATE_DIR": str(state / "registry"),
                     "DMC_S3_STATE_DIR": str(state / "s3"), "DMC_K8S_CPU_NODE": "1"}
         self.procs: list[subprocess.Popen] = []
@@ -441,6 +447,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(state, ignore_errors=True)
         state.mkdir(parents=True)
     t0 = time.monotonic()
+    failed: list[str] = []
     try:
         if not (args.resume and ready.exists()):
             if not args.reuse_cluster:
@@ -460,22 +467,35 @@ def main(argv: list[str] | None = None) -> int:
             ready.write_text(json.dumps({"kubeconfig": e.kubeconfig, "api_port": e.api_port, "registry": registry,
                                          "port": port, "s3_endpoint": e.s3_endpoint,
                                          "code_server": e.code_server_spec, "grpc_port": e.grpc_port}))
-        from k8s_e2e_runs import materialize_demo, nightly_noop, unschedulable_fails  # noqa: E402
+        from k8s_e2e_runs import (inprocess_comparison, materialize_demo, nightly_noop,  # noqa: E402
+                                  pod_deleted_mid_step, unschedulable_fails)
 
         with stage("runs"):
-            materialize_demo(e, port, MODEL, [v for _, v in SECRET_VALUES.values()])
-        with stage("registry"):
-            e.check_registry(registry)
-        with stage("nightly"):
-            nightly_noop(e, port, LOCATION)
-        with stage("no toleration"):
-            unschedulable_fails(e, port, MODEL, LOCATION)
+            report = materialize_demo(e, port, MODEL, [v for _, v in SECRET_VALUES.values()])
+        # The later stages are independent: each one's failure is reported, the rest still run.
+        checks = [("registry", lambda: e.check_registry(registry))]
+        if e.store == "s3":
+            checks.append(("pod deleted", lambda: pod_deleted_mid_step(e, port, MODEL)))
+        checks += [("nightly", lambda: nightly_noop(e, port, LOCATION)),
+                   ("no toleration", lambda: unschedulable_fails(e, port, MODEL, LOCATION)),
+                   ("in-process", lambda: inprocess_comparison(e, registry, MODEL, report))]
+        for name, check in checks:
+            try:
+                with stage(name):
+                    check()
+            except SystemExit as exc:
+                failed.append(f"{name}: {exc}")
+                log(f"FAILED {name}: {exc}")
     finally:
         if not args.keep:
             with stage("teardown"):
                 e.stop()
                 shutil.rmtree(state, ignore_errors=True)
         log("timings: " + ", ".join(f"{n} {s:.0f} s" for n, s in TIMES) + f"; total {time.monotonic() - t0:.0f} s")
+    if failed:
+        log("failed stages:\n  " + "\n  ".join(failed))
+        return 1
+    log("all stages passed")
     return 0
 
 

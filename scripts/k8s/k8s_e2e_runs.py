@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import time
+from pathlib import Path
 
 BASE_ASSETS = ["base_model", "calibration_dataset", "base_evaluation"]
 NS = "dmc-e2e"
@@ -298,3 +299,121 @@ def unschedulable_fails(e, port: int, model: str, location: str, timeout_s: int 
             if (j.metadata.labels or {}).get("app.kubernetes.io/component") == "step_worker"]
     if jobs:
         raise SystemExit(f"the unschedulable step's Job was not deleted: {jobs}")
+
+
+def _variant_in_store(e, model: str, recipe: str) -> tuple[dict | None, int]:
+    """The variant folder in the run's S3 store: (its `_COMPLETE` manifest or None, objects under it)."""
+    from dagster_project.artifacts.store import ArtifactStore
+    from dagster_project.settings import load_settings
+
+    cfg = load_settings(e.chart_env()).store  # the store the chart configured for the pods
+    store = ArtifactStore(kind=cfg.kind, root=cfg.root, s3_endpoint_url=cfg.s3_endpoint_url,
+                          s3_region=cfg.s3_region, aws_access_key_id=e.s3_key, aws_secret_access_key=e.s3_key)
+    rel = f"models/{model}/variants/{recipe}"
+    fs = store._s3()  # noqa: SLF001 - the e2e looks at the bucket the way the store writes it
+    prefix = store._s3_key(rel)  # noqa: SLF001
+    objects = fs.find(prefix) if fs.exists(prefix) else []
+    return store.folder_manifest(rel), len(objects)
+
+
+def pod_deleted_mid_step(e, port: int, model: str, recipe: str = "w4a16-gptq") -> None:
+    """Delete the compression step's pod while it compresses: the step fails clearly (its Job
+    failed), the store holds no partial variant, and the re-run of the variant completes."""
+    from dagster import DagsterInstance, DagsterEventType, MultiPartitionKey
+    from dagster_graphql import DagsterGraphQLClient
+    from kubernetes import client as k8s, config
+
+    from dagster_project.partitions import recipe_partitions
+
+    api = config.new_client_from_config(config_file=e.kubeconfig)
+    core = k8s.CoreV1Api(api)
+    instance = DagsterInstance.get()
+    instance.add_dynamic_partitions(recipe_partitions.name, [recipe])
+    key = MultiPartitionKey({"model": model, "recipe": recipe})
+    tags = {"dagster/partition": str(key), "dagster/partition/model": model, "dagster/partition/recipe": recipe}
+    gql = DagsterGraphQLClient("127.0.0.1", port_number=port)
+    run_id = gql.submit_job_execution("__ASSET_JOB", tags=tags, asset_selection=[["compressed_model"]])
+
+    def compressing():
+        for p in pods_of_run(core, NS, run_id):
+            if (p.metadata.labels or {}).get("dagster/op") == "compressed_model" and p.status.phase == "Running":
+                with contextlib.suppress(Exception):
+                    if "running oneshot" in core.read_namespaced_pod_log(p.metadata.name, NS):
+                        return p
+        return None
+
+    deadline, pod = time.monotonic() + 600, None
+    while pod is None and time.monotonic() < deadline:
+        pod = compressing()
+        time.sleep(1)
+    if pod is None:
+        raise SystemExit(f"run {run_id[:8]}: the compression step never started compressing within 600 s")
+    core.delete_namespaced_pod(pod.metadata.name, NS)
+    t0 = time.monotonic()
+    log(f"deleted pod {pod.metadata.name} (compressed_model[{key}]) while it compressed")
+    status = wait_run(gql, run_id, timeout=600)
+    failures = [rec for rec in instance.all_logs(run_id) if rec.dagster_event
+                and rec.dagster_event.event_type == DagsterEventType.STEP_FAILURE]
+    why = ""
+    if failures:
+        data = failures[0].dagster_event.event_specific_data
+        why = getattr(getattr(data, "error", None), "message", "") or failures[0].message or ""
+    manifest, objects = _variant_in_store(e, model, recipe)
+    log(f"run {run_id[:8]}: {status} {time.monotonic() - t0:.0f} s after the deletion; step failure: "
+        f"{why.strip().splitlines()[0][:300] if why.strip() else 'none'}; variant in the store: "
+        f"{'complete' if manifest else 'none'} ({objects} object(s))")
+    if status != "FAILURE" or not failures:
+        raise SystemExit(f"a deleted step pod should fail its step and the run; got {status}")
+    if manifest is not None or objects:
+        raise SystemExit(f"a partial variant was left in the store: manifest={bool(manifest)}, {objects} object(s)")
+    t0 = time.monotonic()
+    rerun = gql.submit_job_execution("__ASSET_JOB", tags=tags, asset_selection=[[a] for a in VARIANT_ASSETS])
+    status = wait_run(gql, rerun)
+    manifest, objects = _variant_in_store(e, model, recipe)
+    log(f"re-run {rerun[:8]}: {status} in {time.monotonic() - t0:.0f} s; variant in the store: "
+        f"{'complete' if manifest else 'none'} ({objects} object(s))")
+    if status != "SUCCESS" or manifest is None:
+        raise SystemExit(f"the re-run after the deleted pod should complete the variant; got {status}")
+
+
+INPROCESS = """
+import json, sys
+from dagster import DagsterInstance
+from dagster_project.demo_run import materialize_variant_graph
+walls = {}
+with DagsterInstance.get() as instance:
+    outcome = materialize_variant_graph(instance, sys.argv[1], sys.argv[2].split(","), log=lambda m: None, walls=walls)
+print(json.dumps({"walls": walls, "outcome": outcome}))
+"""
+
+
+def inprocess_comparison(e, registry: str, model: str, report: list[dict]) -> None:
+    """The same runs on this host in one process each (the laptop's in-process executor, a local
+    store, a fresh SQLite instance, the same registry server): wall time beside the cluster's."""
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="dmc-e2e-inprocess-") as tmp:
+        home = os.path.join(tmp, "dagster_home")
+        os.makedirs(home)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DMC_", "DAGSTER_", "AWS_"))}
+        env.update(DAGSTER_HOME=home, DMC_VAR_DIR=os.path.join(tmp, "var"), DMC_REGISTRY_URL=registry,
+                   HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TQDM_DISABLE="1",
+                   OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
+        out = subprocess.run([sys.executable, "-c", INPROCESS, model, ",".join(e.recipes)], env=env,
+                             capture_output=True, text=True, timeout=3600,
+                             cwd=str(Path(__file__).resolve().parents[2]))
+    if out.returncode != 0:
+        raise SystemExit(f"in-process run of the same graph failed:\n{out.stderr[-3000:]}")
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    walls = result["walls"]
+    rows = [(r["run"], r["wall_s"], walls.get(r["run"])) for r in report]
+    log("whole-run wall time, cluster (a pod per step) vs in-process (this host, one process per run):")
+    for name, k8s_s, local_s in rows:
+        log(f"   {name:<12} cluster {k8s_s:6.1f} s   in-process {local_s:6.1f} s   ratio {k8s_s / local_s:4.2f}")
+    total_k8s, total_local = sum(r[1] for r in rows), sum(r[2] for r in rows)
+    log(f"   {'all':<12} cluster {total_k8s:6.1f} s   in-process {total_local:6.1f} s   "
+        f"ratio {total_k8s / total_local:4.2f}")
+    if not all(result["outcome"].values()):
+        raise SystemExit(f"in-process: not every recipe was approved: {result['outcome']}")
