@@ -28,6 +28,7 @@ from dagster_project.artifacts import ArtifactStore
 from dagster_project.resources.compute import ComputeResource
 from dagster_project.resources.hf_hub import HuggingFaceHubResource
 from dagster_project.resources.model_registry import ModelRegistryResource
+from dagster_project.resources.settings import SettingsResource
 from dagster_project.settings import load_settings
 
 settings = load_settings()
@@ -58,6 +59,8 @@ defs = Definitions(
             publish_organization=settings.hub.org,
         ),
         "registry": ModelRegistryResource(token_file=settings.registry.token_file),
+        # DMC_* settings as each step's process sees them (assets never read the environment).
+        "settings": SettingsResource(),
         # Runs the vLLM evaluation in its own environment (evaluation backend "vllm"):
         # a PipesK8sClient pod in the eval image on Kubernetes, a subprocess elsewhere.
         "vllm_pipes": vllm_pipes_client(),

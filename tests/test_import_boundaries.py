@@ -321,3 +321,26 @@ def test_the_settings_module_and_listed_exceptions_pass():
         SETTINGS_MODULE: ('import os\nx = os.environ.get("DMC_FOO")', False),
         "dagster_project.cli": ('import os\nx = os.environ.get("DAGSTER_HOME")', False),
     }) == []
+
+
+# ---- assets receive settings (the `settings` resource); they do not load them ------------------
+def settings_loads(modules: dict[str, str]) -> list[str]:
+    """Asset modules that call load_settings() / read settings at call time instead of using the resource."""
+    problems = []
+    for module, source in modules.items():
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Name) and node.id == "load_settings" or \
+                    isinstance(node, ast.Attribute) and node.attr == "load_settings":
+                problems.append(f"{module}:{node.lineno} calls load_settings(): take the `settings` resource")
+    return problems
+
+
+def test_assets_take_settings_from_the_resource():
+    modules = {f"dagster_project.assets.{p.stem}": p.read_text()
+               for p in (ROOT / "dagster_project" / "assets").glob("*.py")}
+    assert len(modules) >= 6 and settings_loads(modules) == []
+
+
+def test_the_settings_rule_fails_on_an_asset_that_loads_them():
+    src = "from dagster_project.settings import load_settings\ndef a():\n    return load_settings().eval.limit\n"
+    assert settings_loads({"dagster_project.assets.x": src})

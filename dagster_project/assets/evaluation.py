@@ -35,7 +35,7 @@ from dagster_project.artifacts import ArtifactStore
 from dagster_project.artifacts.step import StepStorage
 from dagster_project.resources.compute import ComputeResource
 from dagster_project.resources.vllm_pipes import VllmConfig
-from dagster_project.settings import load_settings
+from dagster_project.resources.settings import SettingsResource
 
 CODE_VERSION = "1"
 LM_EVAL_RESULTS_FILENAME = "lm_eval_results.json"  # lm-eval's own results dict, beside evaluation.json
@@ -58,13 +58,21 @@ def _task_set_name(model_key: str, config: EvaluationConfig) -> str:
     return config.task_set or resolve_model(model_key).task_set
 
 
+def _with_settings(config: EvaluationConfig, settings: SettingsResource) -> EvaluationConfig:
+    """The run config, its unset include path and example limit taken from the settings
+    (DMC_EVAL_INCLUDE_PATH; DMC_EVAL_LIMIT for smoke runs and CI)."""
+    ev = settings.get().eval
+    return config.model_copy(update={"include_path": config.include_path or ev.include_path or "",
+                                     "limit": config.limit or ev.limit or None})
+
+
 def _include_path(config: EvaluationConfig) -> str | None:
-    return config.include_path or load_settings().eval.include_path
+    return config.include_path or None
 
 
 def _limit(config: EvaluationConfig) -> int | None:
-    """Examples per task: the config's, else $DMC_EVAL_LIMIT (smoke runs and CI), else all."""
-    return config.limit or load_settings().eval.limit or None
+    """Examples per task (None: all)."""
+    return config.limit or None
 
 
 def _vllm_settings(config: EvaluationConfig):
@@ -128,8 +136,9 @@ def _run_evaluation(context, config: EvaluationConfig, vllm_pipes, model_path: P
 )
 def base_evaluation(
     context: AssetExecutionContext, config: EvaluationConfig, artifacts: ArtifactStore, compute: ComputeResource,
-    vllm_pipes: ResourceParam[PipesClient],
+    vllm_pipes: ResourceParam[PipesClient], settings: SettingsResource,
 ) -> MaterializeResult:
+    config = _with_settings(config, settings)
     from dagster_project.evaluation.hf_eval import EvalResult
 
     key = context.partition_key
@@ -179,8 +188,9 @@ def base_evaluation(
 )
 def evaluation_report(
     context: AssetExecutionContext, config: EvaluationConfig, artifacts: ArtifactStore, compute: ComputeResource,
-    vllm_pipes: ResourceParam[PipesClient],
+    vllm_pipes: ResourceParam[PipesClient], settings: SettingsResource,
 ) -> MaterializeResult:
+    config = _with_settings(config, settings)
     from dagster_project.evaluation.hf_eval import EvalResult
     from dagster_project.evaluation.recovery import average_recovery, compare
     from dagster_project.evaluation.report import plot_recovery, recovery_table

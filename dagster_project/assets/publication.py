@@ -14,7 +14,7 @@ from dagster_project.artifacts import ArtifactStore
 from dagster_project.artifacts.step import StepStorage
 from dagster_project.resources.hf_hub import HuggingFaceHubResource
 from dagster_project.resources.model_registry import ModelRegistryResource
-from dagster_project.settings import load_settings
+from dagster_project.resources.settings import SettingsResource
 
 HUB_FILENAME = "hub_release.json"
 
@@ -50,7 +50,8 @@ def _load_approved(context, store: StepStorage) -> tuple[str, str, dict, dict, d
     op_tags=op_tags("hub_release"),
     description="Pushes an approved variant with a model card to the Hugging Face Hub (when enabled).",
 )
-def hub_release(context: AssetExecutionContext, artifacts: ArtifactStore, hub: HuggingFaceHubResource) -> MaterializeResult:
+def hub_release(context: AssetExecutionContext, artifacts: ArtifactStore, hub: HuggingFaceHubResource,
+                settings: SettingsResource) -> MaterializeResult:
     store = artifacts.step()
     model_key, recipe_key, variant, report, base = _load_approved(context, store)
     vdir = store.layout.variant_dir(model_key, recipe_key)
@@ -69,7 +70,7 @@ def hub_release(context: AssetExecutionContext, artifacts: ArtifactStore, hub: H
         recipe_yaml=(vdir / "recipe.yaml").read_text(), recipe_sha256=variant["recipe_sha256"],
         calibration_hash=variant.get("calibration_hash") or "", library_versions=variant["library_versions"],
         metrics=[(r["task"], r["metric"], r["base"], r["variant"], r["recovery_pct"]) for r in report["recoveries"]],
-        run_id=context.run.run_id, run_url=_run_url(context.run.run_id),
+        run_id=context.run.run_id, run_url=_run_url(settings, context.run.run_id),
     ))
     pub = push_to_hub(
         vdir, repo_id, token=hub.token(), endpoint=hub.endpoint or os.environ.get("HF_ENDPOINT"),
@@ -95,7 +96,8 @@ def hub_release(context: AssetExecutionContext, artifacts: ArtifactStore, hub: H
     description="Registers an approved variant with full lineage in the model registry (local or Kubeflow/RHOAI).",
 )
 def registry_entry(
-    context: AssetExecutionContext, artifacts: ArtifactStore, registry: ModelRegistryResource
+    context: AssetExecutionContext, artifacts: ArtifactStore, registry: ModelRegistryResource,
+    settings: SettingsResource,
 ) -> MaterializeResult:
     from dagster_project.registry import VariantRecord
 
@@ -117,12 +119,13 @@ def registry_entry(
         version_name=f"v-{variant['version'][:12]}",
         uri=uri,
         description=f"{recipe_key} ({variant['scheme']}) of {base.get('repo_id') or model_key}@{base['revision']}",
-        properties=lineage_properties(context, model_key, recipe_key, variant, report, base, hub_info),
+        properties=lineage_properties(context, model_key, recipe_key, variant, report, base, hub_info,
+                                      _run_url(settings, context.run.run_id)),
         source_group=os.environ.get("DAGSTER_DEPLOYMENT", "local") + "/model_compression",
         source_id=context.run.run_id,
         source_name=f"{context.asset_key.to_user_string()}[{context.partition_key}]",
         approved=True,
-        storage_key=load_settings().store.connection,  # RHOAI data connection for the store
+        storage_key=settings.get().store.connection,  # RHOAI data connection for the store
     )
     published = publish_or_fail(registry, record)
     return MaterializeResult(metadata={
@@ -130,7 +133,7 @@ def registry_entry(
         "model_version": published.version_name,
         "registry_version_id": published.registry_version_id,
         "uri": uri,
-        "registry": registry.url or "local",
+        "registry": registry.resolved_url() or "local",
         **({"hub_commit": hub_info["commit_sha"]} if hub_info.get("published") else {}),
     })
 
@@ -147,10 +150,11 @@ def publish_or_fail(registry: ModelRegistryResource, record):
             return reg.publish(record)
     except RegistryError as exc:
         raise Failure(description=f"{type(exc).__name__}: {exc}".replace("\n", " "),
-                      metadata={"registry": registry.url or load_settings().registry.url or "local"}) from None
+                      metadata={"registry": registry.resolved_url() or "local"}) from None
 
 
-def lineage_properties(context, model_key, recipe_key, variant, report, base, hub_info) -> dict[str, str]:
+def lineage_properties(context, model_key, recipe_key, variant, report, base, hub_info,
+                       run_url: str) -> dict[str, str]:
     props = {
         "base_model": base.get("repo_id") or model_key,
         "base_model_revision": base["revision"],
@@ -165,7 +169,7 @@ def lineage_properties(context, model_key, recipe_key, variant, report, base, hu
         "recovery_avg": f"{report['average_recovery']}",
         "recovery_threshold": f"{report['threshold']}",
         "dagster_run_id": context.run.run_id,
-        "dagster_run_url": _run_url(context.run.run_id),
+        "dagster_run_url": run_url,
         "variant_version": variant["version"],
     }
     for lib, ver in variant["library_versions"].items():
@@ -181,6 +185,6 @@ def lineage_properties(context, model_key, recipe_key, variant, report, base, hu
     return props
 
 
-def _run_url(run_id: str) -> str:
-    base = load_settings().automation.dagster_url.rstrip("/")
+def _run_url(settings: SettingsResource, run_id: str) -> str:
+    base = settings.get().automation.dagster_url.rstrip("/")
     return f"{base}/runs/{run_id}"

@@ -20,14 +20,19 @@ class ModelRegistryResource(ConfigurableResource):
     author: str = "dagster"
     is_secure: bool | None = None  # None: TLS for remote hosts, plain HTTP on loopback
 
+    def resolved_url(self) -> str:
+        """The registry this resource talks to: its `url`, else the settings' (DMC_REGISTRY_URL); "" = local."""
+        from dagster_project.settings import load_settings
+
+        return self.url or load_settings().registry.url or ""
+
     def open(self):
         import os
 
         from dagster_project.registry import open_registry
-        from dagster_project.settings import load_settings
 
         return open_registry(
-            url=self.url or load_settings().registry.url,
+            url=self.resolved_url(),
             # resolve_token falls back to the settings' DMC_REGISTRY_TOKEN
             token=(os.environ.get(self.token_env_var) if self.token_env_var else None) or None,
             token_file=self.token_file or None,
