@@ -14,10 +14,22 @@ The unmodified ``huggingface_hub`` 1.x client works against it when pointed at `
   ``create_tag``, ``create_branch``, ``upload_file`` / ``upload_folder`` / ``create_commit``
   as the Hub answers them: ``/preupload`` says ``lfs`` for files that ``.gitattributes`` sends to
   LFS or that are 10 MiB or larger (with the stored sha256 as their oid, so unchanged files are
-  skipped), the client then uses the git-lfs batch API (``/{repo}.git/info/lfs/objects/batch``),
-  PUTs each object to a one-time upload link and POSTs ``verify``; small files travel base64 in
-  the NDJSON ``/commit`` body. Xet is not served: huggingface_hub uses Xet whenever ``hf_xet`` is
-  installed, so clients of this server set ``HF_HUB_DISABLE_XET=1`` (tests/conftest.py does).
+  skipped); small files travel base64 in the NDJSON ``/commit`` body, ``lfs`` files as
+  ``lfsFile`` entries (sha256 oid + size) whose content must already be stored. That content
+  arrives one of two ways, as on the Hub:
+
+  - **Xet** (what huggingface_hub 1.x uses whenever ``hf_xet`` is installed):
+    ``GET /api/models/{repo}/xet-write-token/{revision}`` (write token required) and
+    ``.../xet-read-token/{revision}`` answer ``{"casUrl", "accessToken", "exp"}`` plus the
+    ``X-Xet-Cas-Url`` / ``X-Xet-Access-Token`` / ``X-Xet-Token-Expiration`` headers; ``casUrl``
+    points at a loopback CAS (:class:`tests.fakes.xet_cas.XetCasServer`, started and stopped with
+    this server, state under ``root_dir/xet``) that takes the xorbs and shards hf_xet uploads,
+    rebuilds each file from them, checks its sha256 and puts it in this server's blob store;
+  - **git-LFS** (with ``HF_HUB_DISABLE_XET=1``, or an upload from a buffered file object): the
+    batch API (``/{repo}.git/info/lfs/objects/batch``), a PUT to a one-time upload link and
+    ``verify``.
+
+  Downloads never advertise Xet (no ``X-Xet-Hash``): clients fetch ``/resolve`` over plain HTTP.
   ``/api/validate-yaml``, ``/api/whoami-v2``.
 
 Errors carry the headers the client turns into typed exceptions (``X-Error-Code``:
@@ -58,6 +70,7 @@ from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 import yaml
 
 from tests.fakes.loopback import LoopbackServer
+from tests.fakes.xet_cas import XetCasServer
 
 READ = "read"
 WRITE = "write"
@@ -175,6 +188,8 @@ class HubServer(LoopbackServer):
         self.page_size = page_size
         self.lfs_patterns = tuple(lfs_patterns)
         self._bind(host, port)
+        # The Xet storage the xet-*-token endpoints point at; rebuilt files land in our blob store.
+        self.cas = XetCasServer(self.root / "xet", blob_sink=self._put_blob, host=host)
         self._lock = threading.RLock()
         self._lfs_tickets: dict[str, tuple[str, int]] = {}  # one-time upload links from the LFS batch API
         self._repos: dict[str, dict] = {}
@@ -188,6 +203,14 @@ class HubServer(LoopbackServer):
     @property
     def endpoint(self) -> str:
         return self.url
+
+    def start(self):
+        self.cas.start()
+        return super().start()
+
+    def stop(self) -> None:
+        super().stop()
+        self.cas.stop()
 
     def api(self, token: str | None = None):
         """An ``HfApi`` bound to this server (``token=None``: anonymous)."""
@@ -939,6 +962,8 @@ class _Handler(BaseHTTPRequestHandler):
                             for c in hub._history(repo, sha)
                         ],
                     )
+                if op in ("xet-write-token", "xet-read-token") and len(parts) in (1, 2):
+                    return self._xet_token(repo, op, parts[1] if len(parts) == 2 else None, auth)
                 if op == "refs":
                     def ref(kind: str, name: str, sha: str) -> dict:
                         return {"name": name, "ref": f"refs/{kind}/{name}", "targetCommit": sha}
@@ -1006,6 +1031,25 @@ class _Handler(BaseHTTPRequestHandler):
                 hub._save(repo)
             return self._json(200, {"success": True})
         raise HubError(404, f"Not found: {method} /api/models/{repo_id}/{'/'.join(parts)}")
+
+    def _xet_token(self, repo: dict, op: str, revision: str | None, auth: _Auth) -> None:
+        """A short-lived CAS token, in the JSON body (hf_xet reads it) and the headers
+        (huggingface_hub's ``parse_xet_connection_info_from_headers`` reads them)."""
+        hub = self.hub
+        write = op == "xet-write-token"
+        if write:
+            self._require_write(auth, f"upload to {repo['id']}")
+        else:
+            self._readable_repo(repo["id"], auth, files=True)
+        if revision not in (None, "None"):  # "None": a token for a pull request not created yet
+            hub._resolve(repo, revision)
+        token, exp = hub.cas.issue_token("write" if write else "read", repo["id"])
+        self._json(
+            200,
+            {"casUrl": hub.cas.endpoint, "accessToken": token, "exp": exp},
+            headers={"X-Xet-Cas-Url": hub.cas.endpoint, "X-Xet-Access-Token": token,
+                     "X-Xet-Token-Expiration": str(exp)},
+        )
 
     def _tree(self, repo: dict, revision: str, prefix: str, q: dict[str, list[str]]) -> None:
         hub = self.hub
@@ -1210,6 +1254,8 @@ class _Handler(BaseHTTPRequestHandler):
                     if not re.fullmatch(r"[0-9a-f]{64}", oid) or not hub._blob_path(oid).exists():
                         raise HubError(422, f"LFS object {oid} was never uploaded")
                     data = hub._read_blob(oid)
+                    if value.get("size") is not None and value["size"] != len(data):
+                        raise HubError(422, f"LFS object {oid} has size {len(data)}, not {value['size']}")
                     tree[path] = [oid, len(data), git_blob_sha1(data)]
                 elif key == "deletedFile":
                     path = value["path"]

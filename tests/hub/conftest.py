@@ -14,3 +14,36 @@ READ_TOKEN = "hf_loopbackReadToken0123456789abcdefXYZ"
 def hub(tmp_path, hf_isolated):
     with HubServer(tmp_path / "hub-state", tokens={WRITE_TOKEN: "write", READ_TOKEN: "read"}) as server:
         yield server
+
+
+def _set_xet(monkeypatch, enabled: bool) -> None:
+    # huggingface_hub reads HF_HUB_DISABLE_XET into a constant at import: patch both.
+    from huggingface_hub import constants
+
+    if enabled:
+        monkeypatch.delenv("HF_HUB_DISABLE_XET", raising=False)
+    else:
+        monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", not enabled)
+
+
+@pytest.fixture
+def xet_enabled(tmp_path, monkeypatch):
+    """Uploads go through Xet (hf_xet), as they do for users; with a private hf_xet cache.
+
+    hf_xet keeps a shard cache per CAS endpoint and dedups uploads against it; a fresh
+    XetSession (it reads HF_XET_CACHE when created) keeps this test's cache to itself."""
+    pytest.importorskip("hf_xet")
+    from huggingface_hub.utils import _xet
+
+    _set_xet(monkeypatch, True)
+    monkeypatch.setenv("HF_XET_CACHE", str(tmp_path / "xet-cache"))
+    monkeypatch.setattr(_xet, "_GLOBAL_XET_HOLDER", _xet.XetSessionHolder())
+    yield
+
+
+@pytest.fixture
+def lfs_only(monkeypatch):
+    """Uploads use the git-lfs protocol (HF_HUB_DISABLE_XET=1), whether or not hf_xet is installed."""
+    _set_xet(monkeypatch, False)
+    yield

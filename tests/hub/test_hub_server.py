@@ -287,3 +287,185 @@ def test_lfs_upload_links_check_content_and_are_single_use(hub):
                            headers={"Authorization": f"Bearer {READ_TOKEN}"},
                            json={"operation": "upload", "objects": [{"oid": oid, "size": len(data)}]})
     assert read_only.status_code == 403
+
+
+# ---------------------------------------------------------------------- Xet (hf_xet's upload path)
+
+
+def _xet_folder(root: Path) -> dict[str, bytes]:
+    """A >10 MiB random file (stored uncompressed), float weights (ByteGrouping4-LZ4 chunks), text
+    in an LFS-pattern file (LZ4 chunks) and a small file that travels in the commit."""
+    import math
+    import os
+    import struct
+
+    files = {
+        "big.bin": os.urandom(10 * 2**20 + 12345),
+        "model.safetensors": struct.pack("<65536f", *(math.sin(i / 50) for i in range(65536))),
+        "vocab.bin": "".join(f"token {i}: id={i * 7919 % 10007} piece=w{i % 97}\n" for i in range(8000)).encode(),
+        "config.json": '{"architectures": ["LlamaForCausalLM"]}',
+    }
+    _folder(root, files)
+    return {k: v.encode() if isinstance(v, str) else v for k, v in files.items()}
+
+
+def test_xet_upload_folder_round_trip(hub, xet_enabled, tmp_path):
+    """With hf_xet enabled (what users get), large files go through the Xet token + CAS endpoints,
+    never the LFS batch API; the stand-in rebuilds them from xorbs + shard and serves them over
+    plain HTTP."""
+    import hashlib
+
+    import httpx
+
+    from tests.fakes.xet_cas import parse_xorb
+
+    api = HfApi(endpoint=hub.url, token=WRITE_TOKEN)
+    api.create_repo("acme/xet", private=True)
+    local = _xet_folder(tmp_path / "up")
+    hub.reset_requests()
+    hub.cas.reset_requests()
+    commit = api.upload_folder(folder_path=tmp_path / "up", repo_id="acme/xet", commit_message="xet upload")
+
+    hub_calls = [(r.method, r.path, r.status) for r in hub.requests]
+    assert ("GET", "/api/models/acme/xet/xet-write-token/main", 200) in hub_calls, hub_calls
+    assert not [c for c in hub_calls if "lfs" in c[1]], hub_calls  # no git-lfs batch / upload / verify
+    cas = hub.cas
+    assert cas.count("POST", "/v1/xorbs/", 200) >= 1, cas.requests
+    assert cas.count("POST", "/v2/shards", 200) + cas.count("POST", "/v1/shards", 200) >= 1, cas.requests
+    assert cas.count("POST", "/v1/xorb-grants/", 404) == cas.count("POST", "/v1/xorbs/")  # grant first, then direct
+    assert all(r.status in (200, 404) for r in cas.requests), cas.requests
+    # Every compression scheme hf_xet writes was decoded: none, LZ4, ByteGrouping4-LZ4.
+    schemes = {s for x in cas.xorbs for s in parse_xorb((cas.root / "xorbs" / x).read_bytes())[0].schemes}
+    assert schemes == {0, 1, 2}, schemes
+    assert set(cas.files_stored) == {hashlib.sha256(local[f]).hexdigest()
+                                     for f in ("big.bin", "model.safetensors", "vocab.bin")}
+
+    stored = hub.files("acme/xet")
+    assert {f: stored[f] for f in local} == local
+    info = api.model_info("acme/xet", files_metadata=True)
+    assert info.sha == commit.oid
+    siblings = {s.rfilename: s for s in info.siblings}
+    assert siblings["big.bin"].lfs.sha256 == hashlib.sha256(local["big.bin"]).hexdigest()
+    assert siblings["big.bin"].size == len(local["big.bin"])
+    for name, data in local.items():
+        path = hf_hub_download("acme/xet", name, endpoint=hub.url, token=WRITE_TOKEN)
+        assert Path(path).read_bytes() == data, name
+    head = httpx.head(f"{hub.url}/acme/xet/resolve/main/big.bin", headers={"Authorization": f"Bearer {WRITE_TOKEN}"})
+    assert head.status_code == 200 and "x-xet-hash" not in head.headers  # downloads stay plain HTTP
+
+    # Unchanged content: preupload's sha256 oids let the client skip everything; no new commit.
+    before, xorbs_before = hub.commits_created, cas.xorbs
+    cas.reset_requests()
+    again = api.upload_folder(folder_path=tmp_path / "up", repo_id="acme/xet", commit_message="same")
+    assert again.oid == commit.oid and hub.commits_created == before
+    assert cas.xorbs == xorbs_before and cas.count("POST", "/v1/xorbs/") == 0
+
+
+def test_lfs_is_used_when_xet_is_disabled(hub, lfs_only, tmp_path):
+    api = HfApi(endpoint=hub.url, token=WRITE_TOKEN)
+    api.create_repo("acme/plain")
+    data = b"\x01\x02" * 4096
+    _folder(tmp_path / "up", {"model.safetensors": data})
+    api.upload_folder(folder_path=tmp_path / "up", repo_id="acme/plain")
+    assert [r.path.rsplit("/", 1)[-1] for r in hub.requests if "lfs" in r.path] == ["batch", "upload", "verify"]
+    assert not [r for r in hub.requests if "xet" in r.path] and not hub.cas.requests
+    assert hub.files("acme/plain")["model.safetensors"] == data
+
+
+def _xorb(chunks: list[bytes]) -> bytes:
+    """A xorb as hf_xet sends it: uncompressed chunks, each behind its 8-byte header, no footer."""
+    out = b""
+    for c in chunks:
+        n = len(c).to_bytes(3, "little")
+        out += bytes([0]) + n + bytes([0]) + n + c
+    return out
+
+
+def _shard(segments: list[tuple[str, int, int, int]], sha256: str) -> bytes:
+    """A one-file shard: header, file info (segments of (xorb hash, bytes, chunk start, chunk end)
+    + sha256 metadata extension), bookend."""
+    import secrets
+    import struct
+
+    from tests.fakes.xet_cas import SHARD_HEADER_TAG, hash_raw
+
+    out = SHARD_HEADER_TAG + struct.pack("<QQ", 2, 0)
+    out += secrets.token_bytes(32) + struct.pack("<IIQ", 1 << 30, len(segments), 0)
+    for xorb_hash, nbytes, start, end in segments:
+        out += hash_raw(xorb_hash) + struct.pack("<IIII", 0, nbytes, start, end)
+    out += hash_raw(sha256) + bytes(16)
+    return out + b"\xff" * 32 + bytes(16)
+
+
+def test_xet_tokens_and_cas_refuse_what_the_real_services_would(hub):
+    """Token endpoints need the right Hub token; the CAS wants the token the Hub issued (401
+    otherwise, 403 for a read token on an upload) and refuses shards it cannot rebuild or whose
+    sha256 does not match the content."""
+    import hashlib
+    import json
+    import secrets
+
+    import httpx
+
+    HfApi(endpoint=hub.url, token=WRITE_TOKEN).create_repo("acme/cas", private=True)
+    base = f"{hub.url}/api/models/acme/cas"
+    hub_auth = {"Authorization": f"Bearer {WRITE_TOKEN}"}
+    read_auth = {"Authorization": f"Bearer {READ_TOKEN}"}
+    assert httpx.get(f"{base}/xet-write-token/main").status_code == 401
+    assert httpx.get(f"{base}/xet-write-token/main", headers=read_auth).status_code == 403
+    assert httpx.get(f"{base}/xet-write-token/nope", headers=hub_auth).status_code == 404
+    read = httpx.get(f"{base}/xet-read-token/main", headers=read_auth)
+    assert read.status_code == 200
+    resp = httpx.get(f"{base}/xet-write-token/main", headers=hub_auth)
+    assert resp.status_code == 200
+    body = resp.json()
+    assert set(body) == {"casUrl", "accessToken", "exp"}
+    assert resp.headers["X-Xet-Cas-Url"] == body["casUrl"] == hub.cas.endpoint
+    assert resp.headers["X-Xet-Access-Token"] == body["accessToken"]
+    assert int(resp.headers["X-Xet-Token-Expiration"]) == body["exp"]
+    cas, token = body["casUrl"], body["accessToken"]
+
+    chunks = [secrets.token_bytes(1000), secrets.token_bytes(777)]
+    xorb = _xorb(chunks)
+    xorb_hash = secrets.token_hex(32)
+    url = f"{cas}/v1/xorbs/default/{xorb_hash}"
+    assert httpx.post(url, content=xorb).status_code == 401
+    assert httpx.post(url, content=xorb, headers={"Authorization": "Bearer not-issued"}).status_code == 401
+    assert httpx.post(url, content=xorb, headers={"Authorization": f"Bearer {WRITE_TOKEN}"}).status_code == 401
+    read_token = read.json()["accessToken"]
+    assert httpx.post(url, content=xorb, headers={"Authorization": f"Bearer {read_token}"}).status_code == 403
+    hub.cas.token_ttl_s = -1
+    expired, _ = hub.cas.issue_token("write")
+    hub.cas.token_ttl_s = 3600
+    assert httpx.post(url, content=xorb, headers={"Authorization": f"Bearer {expired}"}).status_code == 401
+    assert not hub.cas.has_xorb(xorb_hash)
+
+    auth = {"Authorization": f"Bearer {token}"}
+    assert httpx.post(url, content=xorb[:-1], headers=auth).status_code == 400  # truncated chunk
+    assert httpx.post(f"{cas}/v1/xorb-grants/default/{xorb_hash}", headers=auth, json={}).status_code == 404
+    assert httpx.get(f"{cas}/v1/chunks/default/{xorb_hash}", headers=auth).status_code == 404
+    assert httpx.post(url, content=xorb, headers=auth).json() == {"was_inserted": True}
+    assert httpx.post(url, content=xorb, headers=auth).json() == {"was_inserted": False}
+
+    data = b"".join(chunks)
+    sha = hashlib.sha256(data).hexdigest()
+
+    def frames(shard: bytes) -> list[dict]:
+        r = httpx.post(f"{cas}/v2/shards", content=shard, headers=auth)
+        assert r.status_code == 200
+        return [json.loads(line) for line in r.text.splitlines()]
+
+    missing = _shard([(secrets.token_hex(32), len(data), 0, 2)], sha)
+    assert frames(missing)[-1]["type"] == "error"
+    assert httpx.post(f"{cas}/v1/shards", content=missing, headers=auth).status_code == 400
+    wrong_sha = _shard([(xorb_hash, len(data), 0, 2)], hashlib.sha256(b"other").hexdigest())
+    assert "sha256" in frames(wrong_sha)[-1]["message"]
+    wrong_range = _shard([(xorb_hash, len(data), 0, 3)], sha)
+    assert frames(wrong_range)[-1]["type"] == "error"
+    assert not hub._blob_path(sha).exists()
+    assert frames(_shard([(xorb_hash, 1000, 0, 1), (xorb_hash, len(data), 0, 2)],
+                         hashlib.sha256(chunks[0] + data).hexdigest()))[-1] == {"type": "result"}
+    assert hub._read_blob(hashlib.sha256(chunks[0] + data).hexdigest()) == chunks[0] + data
+    assert httpx.post(f"{cas}/v1/shards", content=_shard([(xorb_hash, len(data), 0, 2)], sha),
+                      headers=auth).json() == {"result": 1}
+    assert hub._read_blob(sha) == data

@@ -144,7 +144,7 @@ def test_recipe_with_backticks_keeps_fences_balanced():
     assert "````yaml" in card
 
 
-def test_first_publish_then_idempotent_then_change(hub, variant_dir):
+def test_first_publish_then_idempotent_then_change(hub, lfs_only, variant_dir):
     first = _publish(hub, variant_dir)
     assert first.created_commit is True
     # The weights went the way the Hub takes large files: preupload said lfs, then the git-lfs batch
@@ -194,6 +194,29 @@ def test_first_publish_then_idempotent_then_change(hub, variant_dir):
     assert fourth.created_commit is True
     assert "recipe.yaml" not in hub.files(REPO)
     assert b"run-2" in hub.files(REPO)["README.md"]
+
+
+def test_publish_through_xet(hub, xet_enabled, variant_dir):
+    """What users' uploads take (hf_xet installed): the weights go through the Hub's xet write
+    token and the CAS (xorbs, shard), not the LFS batch API; a re-publish uploads nothing."""
+    import os
+
+    weights = os.urandom(11 * 2**20)  # over the 10 MiB the Hub always stores as LFS/Xet
+    (variant_dir / "model.safetensors").write_bytes(weights)
+    first = _publish(hub, variant_dir)
+    assert first.created_commit is True
+    assert not [r for r in hub.requests if "lfs" in r.path], hub.requests
+    assert [r.status for r in hub.requests if "/xet-write-token/" in r.path] == [200]
+    assert hub.cas.count("POST", "/v1/xorbs/", 200) >= 1
+    assert hub.cas.count("POST", "/v2/shards", 200) + hub.cas.count("POST", "/v1/shards", 200) >= 1
+    assert hub.files(REPO)["model.safetensors"] == weights
+    path = hf_hub_download(REPO, "model.safetensors", endpoint=hub.url, token=WRITE_TOKEN)
+    assert Path(path).read_bytes() == weights
+
+    hub.cas.reset_requests()
+    second = _publish(hub, variant_dir)
+    assert second.created_commit is False and second.commit_sha == first.commit_sha
+    assert hub.cas.count("POST", "/v1/xorbs/") == 0
 
 
 def test_existing_public_repo_with_lfs_weights_is_compared_by_sha256(hub, variant_dir):
