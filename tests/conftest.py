@@ -1,6 +1,7 @@
 """Shared fixtures: the demo model (built once per machine, cached by content hash) and an
 isolated project state (artifacts, registry, Dagster home) per test."""
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -14,9 +15,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_EVALUATE_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# huggingface_hub sends LFS-mode files through Xet whenever hf_xet is installed; the loopback Hub
-# serves the git-lfs protocol (batch, upload, verify) but no Xet storage.
-os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
 # Quiet in tests: progress reaches the Dagster event log (where tests assert it), not bars or
 # llmcompressor's own console lines on the terminal.
 os.environ.setdefault("TQDM_DISABLE", "1")
@@ -68,5 +66,12 @@ def hf_isolated(tmp_path, monkeypatch):
     monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(tmp_path / "no-stored-tokens"))
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_IMPLICIT_TOKEN", True)
+    # hf_xet keeps a shard cache per CAS endpoint (and dedups uploads against it) under
+    # HF_XET_CACHE, read when its process-wide session is created: a private one, a fresh session.
+    monkeypatch.setenv("HF_XET_CACHE", str(tmp_path / "xet-cache"))
+    with contextlib.suppress(ImportError):
+        from huggingface_hub.utils import _xet
+
+        monkeypatch.setattr(_xet, "_GLOBAL_XET_HOLDER", _xet.XetSessionHolder())
     with hub_client_online():
         yield tmp_path / "hf-cache"

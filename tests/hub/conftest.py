@@ -28,17 +28,10 @@ def _set_xet(monkeypatch, enabled: bool) -> None:
 
 
 @pytest.fixture
-def xet_enabled(tmp_path, monkeypatch):
-    """Uploads go through Xet (hf_xet), as they do for users; with a private hf_xet cache.
-
-    hf_xet keeps a shard cache per CAS endpoint and dedups uploads against it; a fresh
-    XetSession (it reads HF_XET_CACHE when created) keeps this test's cache to itself."""
+def xet_enabled(monkeypatch):
+    """Uploads go through Xet (hf_xet), as they do for users who have it installed."""
     pytest.importorskip("hf_xet")
-    from huggingface_hub.utils import _xet
-
     _set_xet(monkeypatch, True)
-    monkeypatch.setenv("HF_XET_CACHE", str(tmp_path / "xet-cache"))
-    monkeypatch.setattr(_xet, "_GLOBAL_XET_HOLDER", _xet.XetSessionHolder())
     yield
 
 

@@ -8,6 +8,7 @@ covered by tests/compression/test_oneshot.py::test_killed_compression_leaves_no_
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import os
@@ -395,6 +396,11 @@ def test_killed_during_hub_upload_next_run_makes_one_consistent_commit(tmp_path,
 
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_IMPLICIT_TOKEN", True)
+    monkeypatch.setenv("HF_XET_CACHE", str(tmp_path / "xet-cache"))  # the in-process publish's Xet cache
+    with contextlib.suppress(ImportError):
+        from huggingface_hub.utils import _xet
+
+        monkeypatch.setattr(_xet, "_GLOBAL_XET_HOLDER", _xet.XetSessionHolder())
     folder = tmp_path / "variant"
     folder.mkdir()
     (folder / "config.json").write_text('{"architectures": ["LlamaForCausalLM"]}')
@@ -410,7 +416,7 @@ def test_killed_during_hub_upload_next_run_makes_one_consistent_commit(tmp_path,
                                  proxy.url], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
             assert proxy.held.wait(60), proc.stdout.read() if proc.poll() is not None else "no commit request"
-            _kill(proc)  # mid-upload: the weights went through LFS, the commit is on the wire
+            _kill(proc)  # mid-upload: the weights went through Xet, the commit is on the wire
         finally:
             if proc.poll() is None:
                 _kill(proc)
