@@ -478,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
             checks.append(("pod deleted", lambda: pod_deleted_mid_step(e, port, MODEL)))
         checks += [("nightly", lambda: nightly_noop(e, port, LOCATION)),
                    ("no toleration", lambda: unschedulable_fails(e, port, MODEL, LOCATION)),
-                   ("in-process", lambda: inprocess_comparison(e, registry, MODEL, report))]
+                   ("in-process", lambda: inprocess_comparison(e, MODEL, report))]
         for name, check in checks:
             try:
                 with stage(name):

@@ -387,9 +387,11 @@ print(json.dumps({"walls": walls, "outcome": outcome}))
 """
 
 
-def inprocess_comparison(e, registry: str, model: str, report: list[dict]) -> None:
+def inprocess_comparison(e, model: str, report: list[dict]) -> None:
     """The same runs on this host in one process each (the laptop's in-process executor, a local
-    store, a fresh SQLite instance, the same registry server): wall time beside the cluster's."""
+    store, a fresh SQLite instance, the local registry file): wall time beside the cluster's. (Not
+    the e2e's registry server: it already holds these versions, same names, with S3 URIs, and
+    refuses the same version at another URI.)"""
     import subprocess
     import sys
     import tempfile
@@ -398,7 +400,7 @@ def inprocess_comparison(e, registry: str, model: str, report: list[dict]) -> No
         home = os.path.join(tmp, "dagster_home")
         os.makedirs(home)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DMC_", "DAGSTER_", "AWS_"))}
-        env.update(DAGSTER_HOME=home, DMC_VAR_DIR=os.path.join(tmp, "var"), DMC_REGISTRY_URL=registry,
+        env.update(DAGSTER_HOME=home, DMC_VAR_DIR=os.path.join(tmp, "var"),
                    HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TQDM_DISABLE="1",
                    OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "PASSIVE"))
         out = subprocess.run([sys.executable, "-c", INPROCESS, model, ",".join(e.recipes)], env=env,
@@ -406,6 +408,7 @@ def inprocess_comparison(e, registry: str, model: str, report: list[dict]) -> No
                              cwd=str(Path(__file__).resolve().parents[2]))
     if out.returncode != 0:
         raise SystemExit(f"in-process run of the same graph failed:\n{out.stderr[-3000:]}")
+    (e.state.parent / f"dmc-k8s-e2e-inprocess-{os.getuid()}.log").write_text(out.stderr)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     walls = result["walls"]
     rows = [(r["run"], r["wall_s"], walls.get(r["run"])) for r in report]
