@@ -8,7 +8,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 # shared machine (a demo-model training step: 5.4-6.6 s spinning vs 1.96 s passive, 2 threads): sleep instead.
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: install demo test ui bench lookup clean images k8s-up k8s-down k8s-test k8s-e2e
+.PHONY: install demo test ui bench lookup clean images k8s-up k8s-down k8s-test k8s-e2e k8s-bench
 
 install: $(VENV)/.installed
 
@@ -49,6 +49,8 @@ k8s-test: install      ## the real scheduler places GPU step pods only with thei
 
 k8s-e2e: install      ## the demo graph as pods on that cluster (needs `make images`); tears it all down
 	$(BIN)/python scripts/k8s/e2e.py
+
+k8s-bench: k8s-e2e    ## the same run; its numbers: pod overhead per step, cluster vs in-process wall per run
 
 .PHONY: gpu-wheels gpu-check
 gpu-wheels: install    ## fill .gpu-carry/ (wheels + demo model) for the GPU run (benchmarks/gpu.md)
