@@ -57,19 +57,17 @@ import json
 import os
 import re
 import secrets
-import socket
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 import yaml
 
-from tests.fakes.loopback import LoopbackServer
+from tests.fakes.loopback import LoopbackHandler, LoopbackServer
 from tests.fakes.xet_cas import XetCasServer
 
 READ = "read"
@@ -240,22 +238,6 @@ class HubServer(LoopbackServer):
         with self._lock:
             self._requests.clear()
 
-    def fail(
-        self,
-        status: int = 503,
-        *,
-        retry_after: int | None = None,
-        times: int | None = None,
-        path_contains: str | None = None,
-    ) -> None:
-        """Answer ``status`` to the next ``times`` requests (all, if None) until :meth:`recover`."""
-        with self._lock:
-            self._failure = {"status": status, "retry_after": retry_after, "left": times, "path": path_contains}
-
-    def recover(self) -> None:
-        with self._lock:
-            self._failure = None
-
     @contextlib.contextmanager
     def outage(self, status: int = 503, *, retry_after: int | None = None) -> Iterator[None]:
         self.fail(status, retry_after=retry_after)
@@ -263,17 +245,6 @@ class HubServer(LoopbackServer):
             yield
         finally:
             self.recover()
-
-    def _take_failure(self, path: str) -> dict | None:
-        with self._lock:
-            f = self._failure
-            if f is None or (f["path"] and f["path"] not in path):
-                return None
-            if f["left"] is not None:
-                f["left"] -= 1
-                if f["left"] <= 0:
-                    self._failure = None
-            return f
 
     # ------------------------------------------------------------------ persistence
     def _repo_file(self, repo_id: str) -> Path:
@@ -573,53 +544,14 @@ def _truthy(value: str | None) -> bool:
     return value is not None and value.lower() in ("1", "true", "yes", "on")
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(LoopbackHandler):
     protocol_version = "HTTP/1.1"
     server_version = "LoopbackHub/1.0"
-
-    def setup(self) -> None:
-        super().setup()
-        with contextlib.suppress(OSError):
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence default stderr log
-        return
-
-    # One method for all verbs.
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_HEAD(self) -> None:
-        self._dispatch("HEAD")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_PUT(self) -> None:
-        self._dispatch("PUT")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
 
     # ------------------------------------------------------------------ plumbing
     @property
     def hub(self) -> HubServer:
         return self.server.owner  # type: ignore[attr-defined]
-
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    break
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-            return b"".join(chunks)
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
 
     def _auth(self) -> _Auth:
         header = self.headers.get("Authorization")

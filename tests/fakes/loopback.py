@@ -3,6 +3,8 @@ reaches by ``url`` and stops (or uses as a context manager)."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
@@ -15,11 +17,82 @@ class _Server(ThreadingHTTPServer):
     owner: Any  # the LoopbackServer whose state the handler reads (``self.server.owner``)
 
 
+class LoopbackHandler(BaseHTTPRequestHandler):
+    """Request plumbing the stand-ins share: quiet, no Nagle delay, every verb to `_dispatch(method)`,
+    bodies read whether sent with Content-Length or chunked."""
+
+    def setup(self) -> None:
+        super().setup()
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence default stderr log
+        return
+
+    def _dispatch(self, method: str) -> None:
+        raise NotImplementedError
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_HEAD(self) -> None:
+        self._dispatch("HEAD")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            return b"".join(chunks)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+
 class LoopbackServer:
     """Subclasses set ``handler`` (their request handler class) and call ``_bind(host, port)`` in ``__init__``."""
 
     handler: ClassVar[type[BaseHTTPRequestHandler]]
     poll_interval: ClassVar[float] = 0.1
+    _lock: threading.Lock  # set by the subclass; guards its state and the failure switch
+    _failure: dict | None = None
+
+    # ---- failure switch: the stand-in answers an error status, as an outage would ----
+    def fail(self, status: int = 503, *, retry_after: int | None = None, times: int | None = None,
+             path_contains: str | None = None) -> None:
+        """Answer ``status`` to the next ``times`` requests (all, if None) until :meth:`recover`."""
+        with self._lock:
+            self._failure = {"status": status, "retry_after": retry_after, "left": times, "path": path_contains}
+
+    def recover(self) -> None:
+        with self._lock:
+            self._failure = None
+
+    def _take_failure(self, path: str) -> dict | None:
+        """The failure this request gets (and one fewer left), or None."""
+        with self._lock:
+            f = self._failure
+            if f is None or (f["path"] and f["path"] not in path):
+                return None
+            if f["left"] is not None:
+                f["left"] -= 1
+                if f["left"] <= 0:
+                    self._failure = None
+            return f
 
     def _bind(self, host: str, port: int) -> None:
         self._host, self._port = host, port

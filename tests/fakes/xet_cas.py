@@ -36,25 +36,22 @@ Standard library only.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import itertools
 import json
 import os
 import re
 import secrets
-import socket
 import struct
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from tests.fakes.loopback import LoopbackServer
+from tests.fakes.loopback import LoopbackHandler, LoopbackServer
 
 READ = "read"
 WRITE = "write"
@@ -102,6 +99,20 @@ def hash_raw(hex_: str) -> bytes:
 # ---------------------------------------------------------------------- compression
 
 
+def _lz4_length(nibble: int, src: bytes, i: int, what: str) -> tuple[int, int]:
+    """An LZ4 length: the token's 4-bit value, extended by bytes while they are 255. (length, next index)."""
+    if nibble != 15:
+        return nibble, i
+    while True:
+        if i >= len(src):
+            raise XetFormatError(f"LZ4: truncated {what}")
+        b = src[i]
+        i += 1
+        nibble += b
+        if b != 255:
+            return nibble, i
+
+
 def lz4_block_decompress(src: bytes | memoryview, out: bytearray) -> None:
     """Append the decoded LZ4 block ``src`` to ``out`` (which may already hold the previous blocks
     of a frame whose blocks are linked: matches may reach back into them)."""
@@ -109,16 +120,7 @@ def lz4_block_decompress(src: bytes | memoryview, out: bytearray) -> None:
     while i < n:
         token = src[i]
         i += 1
-        lit = token >> 4
-        if lit == 15:
-            while True:
-                if i >= n:
-                    raise XetFormatError("LZ4: truncated literal length")
-                b = src[i]
-                i += 1
-                lit += b
-                if b != 255:
-                    break
+        lit, i = _lz4_length(token >> 4, src, i, "literal length")
         if i + lit > n:
             raise XetFormatError("LZ4: literals run past the block")
         out += src[i : i + lit]
@@ -129,16 +131,7 @@ def lz4_block_decompress(src: bytes | memoryview, out: bytearray) -> None:
             raise XetFormatError("LZ4: truncated match offset")
         off = src[i] | (src[i + 1] << 8)
         i += 2
-        ml = token & 15
-        if ml == 15:
-            while True:
-                if i >= n:
-                    raise XetFormatError("LZ4: truncated match length")
-                b = src[i]
-                i += 1
-                ml += b
-                if b != 255:
-                    break
+        ml, i = _lz4_length(token & 15, src, i, "match length")
         ml += 4
         if off == 0 or off > len(out):
             raise XetFormatError("LZ4: match offset outside the decoded data")
@@ -464,26 +457,6 @@ class XetCasServer(LoopbackServer):
             if r.method == method and r.path.startswith(path_prefix) and (status is None or r.status == status)
         )
 
-    def fail(self, status: int = 503, *, times: int | None = None, path_contains: str | None = None) -> None:
-        """Answer ``status`` to the next ``times`` requests (all, if None) until :meth:`recover`."""
-        with self._lock:
-            self._failure = {"status": status, "left": times, "path": path_contains}
-
-    def recover(self) -> None:
-        with self._lock:
-            self._failure = None
-
-    def _take_failure(self, path: str) -> int | None:
-        with self._lock:
-            f = self._failure
-            if f is None or (f["path"] and f["path"] not in path):
-                return None
-            if f["left"] is not None:
-                f["left"] -= 1
-                if f["left"] <= 0:
-                    self._failure = None
-            return f["status"]
-
     # ------------------------------------------------------------------ storage
     def has_xorb(self, xorb_hash: str) -> bool:
         return (self.root / "xorbs" / xorb_hash).exists()
@@ -564,48 +537,13 @@ _CHUNKS_RE = re.compile(r"^/v1/chunks/([^/]+)/([0-9a-f]{64})$")
 _XORB_RE = re.compile(r"^/v1/(xorbs|xorb-grants)/([^/]+)/([0-9a-f]{64})$")
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(LoopbackHandler):
     protocol_version = "HTTP/1.1"
     server_version = "LoopbackXetCAS/1.0"
-
-    def setup(self) -> None:
-        super().setup()
-        with contextlib.suppress(OSError):
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        return
-
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_HEAD(self) -> None:
-        self._dispatch("HEAD")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_PUT(self) -> None:
-        self._dispatch("PUT")
 
     @property
     def cas(self) -> XetCasServer:
         return self.server.owner  # type: ignore[attr-defined]
-
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            parts = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    break
-                parts.append(self.rfile.read(size))
-                self.rfile.readline()
-            return b"".join(parts)
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
 
     def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
         self._status = status
@@ -630,7 +568,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = self._read_body()
             failure = self.cas._take_failure(path)
             if failure is not None:
-                raise _CasError(failure, "Simulated CAS failure")
+                raise _CasError(failure["status"], "Simulated CAS failure")
             self._route(method, path, body)
         except _CasError as err:
             self._json(err.status, {"error": err.message})
