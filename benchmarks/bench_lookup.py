@@ -6,7 +6,7 @@ Backends: LocalRegistry (goal 50 ms), the Kubeflow Model Registry v0.3.14 unmodi
 v1alpha3; $DMC_REGISTRY_URL) and MLflow 3.17.2 ($DMC_MLFLOW_URL), goal 300 ms each. A server that
 is not configured is started on loopback by the project's scripts (private state dir) and
 stopped afterwards. Each backend gets N versions under a unique prefix (servers cannot delete);
-three common queries are timed: all approved; by base model; by recipe + min recovery. Kubeflow
+three common queries are timed: all approved; by base model; by recipe + min recovery. Each server
 is timed without and with the lookups' local copy of the listings (the default).
 Prints a table per backend and one `RESULT {json}` line per query for run_all.py.
 """
@@ -268,24 +268,22 @@ def main() -> int:
                 continue
             url = servers.url(env, script, state_env)
             reg_s = seed(url, records(args.remote_versions, prefix))
-            if key == "kubeflow":
-                # A lookup from the local copy re-reads every change within OVERLAP_MS of the newest one.
-                # A registry grows by single publications, not by a burst of 1,000 in 10 s: so the
-                # newest change here is one more publication after a pause, as in use. (Right after
-                # the burst, a lookup would re-read the burst's last OVERLAP_MS.)
-                from dagster_project.registry.kubeflow_mirror import OVERLAP_MS
+            # A lookup from the local copy re-reads every change within OVERLAP_MS of the newest one.
+            # A registry grows by single publications, not by a burst of 1,000 in 10 s: so the
+            # newest change here is one more publication after a pause, as in use. (Right after
+            # the burst, a lookup would re-read the burst's last OVERLAP_MS.)
+            from dagster_project.registry.kubeflow_mirror import OVERLAP_MS
 
-                time.sleep(OVERLAP_MS / 1000 + 1)
-                extra = records(args.remote_versions + 1, prefix)[-1]
-                with open_registry(url) as reg:
-                    reg.publish(extra)
-            if key == "mlflow":
-                variants = [("MlflowRegistry", {})]
-            else:
-                # Without and with the local copy of the listings (the default; registry/kubeflow_mirror.py):
-                # with it, "first ms" is the copy being made, the median a lookup that catches up.
-                variants = [("KubeflowRegistry, no local copy", {"mirror_dir": None}),
-                            ("KubeflowRegistry, local copy", {"mirror_dir": tempfile.mkdtemp(prefix="dmc-mirror-")})]
+            time.sleep(OVERLAP_MS / 1000 + 1)
+            extra = records(args.remote_versions + 1, prefix)[-1]
+            with open_registry(url) as reg:
+                reg.publish(extra)
+            # Without and with the local copy of the listings (the default; registry/kubeflow_mirror.py,
+            # registry/mlflow_mirror.py): with it, "first ms" is the copy being made, the median a
+            # lookup that catches up.
+            cls = "MlflowRegistry" if key == "mlflow" else "KubeflowRegistry"
+            variants = [(f"{cls}, no local copy", {"mirror_dir": None}),
+                        (f"{cls}, local copy", {"mirror_dir": tempfile.mkdtemp(prefix="dmc-mirror-")})]
             for name, options in variants:
                 reg = open_registry(url, **options)
                 t0 = time.perf_counter()

@@ -76,7 +76,7 @@ class RegistrySettings(_Group):
     retry_attempts: int | None = env("DMC_REGISTRY_RETRY_ATTEMPTS", None, "registry client retries", ge=0)
     retry_initial_wait: float | None = env("DMC_REGISTRY_RETRY_INITIAL_WAIT", None, "first retry wait, seconds", ge=0)
     mirror: bool = env("DMC_REGISTRY_MIRROR", True,
-                       "Kubeflow lookups keep a local copy of the listings, caught up on each lookup (0: read all)")
+                       "Kubeflow and MLflow lookups keep a local copy of the listings, caught up on each lookup (0: read all)")
     mirror_dir: Path | None = env("DMC_REGISTRY_MIRROR_DIR", None, "where that copy lives; default <cache>/registry-mirror")
 
     @field_validator("kind", mode="before")

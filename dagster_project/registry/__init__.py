@@ -95,6 +95,11 @@ def open_registry(
     url = url.strip()
     if url.startswith(("http://", "https://")) and settings.kind == "mlflow":
         url = "mlflow+" + url
+    if url.startswith(("http://", "https://", "mlflow+http://", "mlflow+https://")):
+        if "mirror_dir" not in options and settings.mirror:
+            from dagster_project.settings import cache_dir
+
+            options["mirror_dir"] = settings.mirror_dir or cache_dir() / "registry-mirror"
     if url.startswith(("mlflow+http://", "mlflow+https://")):
         from .mlflow_registry import MlflowRegistry
 
@@ -107,10 +112,6 @@ def open_registry(
             options["retry_attempts"] = settings.retry_attempts
         if "retry_initial_wait" not in options and settings.retry_initial_wait is not None:
             options["retry_initial_wait"] = settings.retry_initial_wait
-        if "mirror_dir" not in options and settings.mirror:
-            from dagster_project.settings import cache_dir
-
-            options["mirror_dir"] = settings.mirror_dir or cache_dir() / "registry-mirror"
         return KubeflowRegistry(
             url,
             token=resolve_token(token, token_file),

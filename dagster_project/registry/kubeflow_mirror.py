@@ -9,19 +9,16 @@ a lookup then costs a few small requests instead of the whole listing.
 Guards: the overlap re-reads 2 s before the newest change (writes that commit out of timestamp order); the
 lowest id's creation time must still match (a registry rebuilt behind the same URL is read
 afresh); after `max_age_s` everything is read again (an artifact some other tool deleted).
-The file holds registry metadata only, never the token (its name is a hash of URL and token).
+The file (copy_file.py) holds registry metadata only, never the token.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from dagster_project.atomic import write_text_atomic
-
+from .copy_file import copy_path, load_copy, save_copy
 from .kubeflow_reads import RestReader
 
 FORMAT = 1
@@ -36,8 +33,7 @@ LISTINGS: dict[str, tuple[str, dict[str, str]]] = {
 
 
 def mirror_file(folder: Path, api_base: str, token: str | None) -> Path:
-    key = hashlib.sha256(f"{api_base}\n{token or ''}".encode()).hexdigest()[:24]
-    return folder / f"kubeflow-{key}.json"
+    return copy_path(folder, "kubeflow", api_base, token)
 
 
 class ListingMirror:
@@ -87,19 +83,11 @@ class ListingMirror:
 
     # -- the file --------------------------------------------------------------------------
     def _load(self) -> dict | None:
-        try:
-            state = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return None
-        ok = isinstance(state, dict) and state.get("format") == FORMAT and set(state.get("listings", {})) == set(LISTINGS)
-        return state if ok else None
+        state = load_copy(self.path, FORMAT)
+        return state if state is not None and set(state.get("listings", {})) == set(LISTINGS) else None
 
     def _save(self, state: dict) -> None:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(self.path, json.dumps(state, separators=(",", ":")))
-        except OSError:
-            pass  # a read-only or full disk costs speed, never the lookup
+        save_copy(self.path, state)
 
 
 def _identity(item: dict) -> list[str]:

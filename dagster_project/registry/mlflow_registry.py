@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 from urllib.parse import urlparse
 
@@ -45,6 +47,7 @@ _SOURCE_TAGS = {  # PublishedVersion / VariantRecord field -> tag
 _RESERVED = {APPROVED_LABEL, ARCHIVED_TAG}
 _PROBE = "/api/2.0/mlflow/registered-models/search?max_results=1"
 _SEARCH = "/api/2.0/mlflow/model-versions/search"
+_OURS = f"tags.`{VERSION_TAG}` LIKE '%'"  # the versions this backend wrote
 
 
 def _q(value: str) -> str:
@@ -59,13 +62,17 @@ def _source_for(uri: str) -> str:
 
 class MlflowRegistry(RegistryBackend):
     def __init__(self, url: str, *, token: str | None = None, request_timeout_s: float = 10.0,
-                 retry_attempts: int = 5, **_ignored):
+                 retry_attempts: int = 5, mirror_dir: str | Path | None = None, **_ignored):
         tracking = url[len(SCHEME_PREFIX):] if url.startswith(SCHEME_PREFIX) else url
         parsed = urlparse(tracking)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise RegistryError(f"not an MLflow registry URL: {url!r} (expected mlflow+http(s)://host:port)")
         self.tracking_uri = tracking.rstrip("/")
         self.url = SCHEME_PREFIX + self.tracking_uri
+        # Lookups answer from a local copy of our versions, caught up on each call (mlflow_mirror).
+        self._mirror_dir = Path(mirror_dir) if mirror_dir else None
+        self._token = token or os.environ.get("MLFLOW_TRACKING_TOKEN")  # names the copy's file, never in it
+        self.last_mirror_sync: dict[str, int] = {}  # listing -> items the last lookup read from the server
         if token and not os.environ.get("MLFLOW_TRACKING_TOKEN"):
             os.environ["MLFLOW_TRACKING_TOKEN"] = token  # how the MLflow client takes a bearer token
         self._probe(token or os.environ.get("MLFLOW_TRACKING_TOKEN"), request_timeout_s, retry_attempts)
@@ -165,6 +172,12 @@ class MlflowRegistry(RegistryBackend):
     def _refresh(self, model_name: str, version: str):
         return self._do(f"read {model_name} version {version}", self._client.get_model_version, model_name, version)
 
+    def _touch(self, model_name: str, mv) -> None:
+        """Move the version's last-updated time: tag writes do not, and lookups' local copies
+        (mlflow_mirror) find changes by it. The description is written back unchanged."""
+        self._do(f"touch {model_name} version {mv.version}", self._client.update_model_version, model_name,
+                 mv.version, mv.description or "")
+
     def _place_alias(self, model_name: str, attempts: int = 5) -> None:
         """Alias `approved` -> the newest approved, not archived version; removed when there is none."""
         import time
@@ -241,7 +254,8 @@ class MlflowRegistry(RegistryBackend):
                 changed = True
         if record.description and not mv.description:
             self._do("describe version", self._client.update_model_version, name, mv.version, record.description)
-            changed = True
+        elif changed:
+            self._touch(name, mv)
         if record.approved:
             self._place_alias(name)
         return self._to_published(name, self._refresh(name, mv.version) if changed else mv)
@@ -263,13 +277,25 @@ class MlflowRegistry(RegistryBackend):
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
                 raise self._wrap(exc, "remove approval") from None
+        self._touch(model_name, mv)
         self._place_alias(model_name)
         return self._to_published(model_name, self._refresh(model_name, mv.version))
 
     def _candidates(self, flt: VersionFilter) -> list[PublishedVersion]:
+        if self._mirror_dir is not None:
+            from .copy_file import copy_path
+            from .mlflow_mirror import VersionCopy
+
+            copy = VersionCopy(copy_path(self._mirror_dir, "mlflow", self.tracking_uri, self._token), self._pages,
+                               _OURS)
+            items = copy.versions()
+            self.last_mirror_sync = dict(copy.last_sync)
+        else:
+            params = {"filter": self.search_filter(flt), "max_results": 10000, "order_by": ["version_number ASC"]}
+            items = [mv for page in self._pages(_SEARCH, params, "model_versions") for mv in page]
         seen: dict[tuple[str, str], PublishedVersion] = {}
-        for mv in self._search_json(self.search_filter(flt)):
-            pv = self._to_published(mv.name, mv)
+        for mv in sorted(items, key=lambda mv: (mv["name"], int(mv["version"]))):
+            pv = self._to_published(mv["name"], _version_of(mv))
             seen.setdefault((pv.model_name, pv.version_name), pv)  # lowest number wins, as in get()
         return list(seen.values())
 
@@ -277,41 +303,43 @@ class MlflowRegistry(RegistryBackend):
     def search_filter(flt: VersionFilter) -> str:
         """The server-side narrowing of `flt` (tag equality, approval); the numeric bound is
         checked by the caller (tags are strings)."""
-        clauses = [f"tags.`{VERSION_TAG}` LIKE '%'"]
+        clauses = [_OURS]
         clauses += [f"tags.`{key}` = {_q(value)}" for key, value in flt.equalities().items()]
         if flt.approved_only:
             clauses.append(f"tags.`{APPROVED_LABEL}` = '{_TRUE}'")
         return " and ".join(clauses)
 
-    def _search_json(self, flt: str) -> list[SimpleNamespace]:
-        """model-versions/search through the client's own HTTP layer (auth, TLS, retries), read as
-        JSON: the client's protobuf conversion cost ~2.5 s per 900 versions, more than the server."""
+    def _pages(self, path: str, params: dict, key: str) -> Iterator[list[dict]]:
+        """A search listing page by page, through the client's own HTTP layer (auth, TLS, retries),
+        read as JSON: the client's protobuf conversion cost ~2.5 s per 900 versions, more than the server."""
         from mlflow.exceptions import MlflowException
         from mlflow.utils.rest_utils import http_request, verify_rest_response
 
-        out, token = [], None
+        token = None
         while True:
-            params = {"filter": flt, "max_results": 10000, "order_by": ["version_number ASC"]}
-            if token:
-                params["page_token"] = token
+            query = {**params, **({"page_token": token} if token else {})}
             try:
-                resp = verify_rest_response(http_request(self._host_creds(), _SEARCH, "GET", params=params), _SEARCH)
+                resp = verify_rest_response(http_request(self._host_creds(), path, "GET", params=query), path)
                 body = resp.json()
             except MlflowException as exc:
-                raise self._wrap(exc, "search versions") from None
+                raise self._wrap(exc, f"read {path}") from None
             except ValueError:
-                raise RegistryEndpointError(f"MLflow registry at {self.tracking_uri} answered {_SEARCH} with"
+                raise RegistryEndpointError(f"MLflow registry at {self.tracking_uri} answered {path} with"
                                             " something that is not JSON; likely cause: a proxy or login page") from None
-            out += [SimpleNamespace(name=mv["name"], version=mv["version"], source=mv.get("source", ""),
-                                    description=mv.get("description", ""),
-                                    tags={t["key"]: t.get("value", "") for t in mv.get("tags") or []})
-                    for mv in body.get("model_versions") or []]
+            yield body.get(key) or []
             token = body.get("next_page_token")
             if not token:
-                return out
+                return
 
     def _host_creds(self):
         """What the client itself sends (token, basic auth, TLS settings from the MLFLOW_* env)."""
         from mlflow.utils.credentials import get_default_host_creds
 
         return get_default_host_creds(self.tracking_uri)
+
+
+def _version_of(mv: dict) -> SimpleNamespace:
+    """A search item (JSON) in the shape of the client's ModelVersion, as far as we read it."""
+    return SimpleNamespace(name=mv["name"], version=mv["version"], source=mv.get("source", ""),
+                           description=mv.get("description", ""),
+                           tags={t["key"]: t.get("value", "") for t in mv.get("tags") or []})

@@ -1,16 +1,19 @@
-"""Kubeflow lookups from the local copy of the listings (registry/kubeflow_mirror.py) give the same
-answer as reading the server, catch up with only what changed, and read everything again when the
-copy no longer belongs to the server or is old."""
+"""Lookups from the local copy of a registry (registry/kubeflow_mirror.py, registry/mlflow_mirror.py)
+give the same answer as reading the real server, catch up with only what changed, and read
+everything again when the copy no longer belongs to the server or is old."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
+
 from dagster_project.registry import open_registry
+from dagster_project.registry import mlflow_mirror
 from dagster_project.registry.kubeflow_mirror import OVERLAP_MS
 
-from .conftest import FAST_RETRIES
-from .test_backends import record
+from .conftest import FAST_RETRIES, server_url
+from .test_backends import mlflow_client, record
 
 QUERIES = [dict(), dict(approved_only=False, include_archived=True), "by_base",
            dict(recipe="w4a16-rtn", min_recovery=99.0)]
@@ -34,8 +37,8 @@ def one_lookup(url: str, mirror_dir) -> dict[str, int]:
     return reg.last_mirror_sync
 
 
-def copy_of(folder) -> tuple:
-    [path] = list(folder.glob("kubeflow-*.json"))
+def copy_of(folder, kind: str = "kubeflow") -> tuple:
+    [path] = list(folder.glob(f"{kind}-*.json"))
     return path, json.loads(path.read_text())
 
 
@@ -91,3 +94,83 @@ def test_a_copy_of_another_server_or_an_old_one_is_read_again(kubeflow_url, uniq
     read = one_lookup(kubeflow_url, tmp_path)
     _, state = copy_of(tmp_path)
     assert {n: len(p["items"]) for n, p in state["listings"].items()} == read
+
+
+# -- MLflow ------------------------------------------------------------------------------------
+@pytest.fixture
+def mlflow_url() -> str:
+    return server_url("mlflow")
+
+
+def mlflow_version_number(url: str, model: str, version_name: str) -> str:
+    [pv] = [v for v in open_registry(url, mirror_dir=None).list_versions(approved_only=False, include_archived=True)
+            if (v.model_name, v.version_name) == (model, version_name)]
+    return pv.registry_version_id
+
+
+@pytest.mark.registry_server
+def test_mlflow_copy_answers_like_the_server_and_reads_only_what_changed(mlflow_url, unique, tmp_path):
+    writer = open_registry(mlflow_url, mirror_dir=None)
+    model = f"demo-llama-w4a16-rtn-{unique}"
+    for i in range(1, 4):
+        writer.publish(record(unique, f"v-00000000000{i}"))
+    same_answers(mlflow_url, tmp_path, unique)
+    _, before = copy_of(tmp_path, "mlflow")
+
+    # Nothing changed: the registered models and the newest few versions, never the listing.
+    quiet = one_lookup(mlflow_url, tmp_path)
+    print(f"copy holds {len(before['versions'])} versions; a lookup with nothing new read {quiet}")
+    assert quiet["model_versions"] <= mlflow_mirror.CHANGED_PAGE < len(before["versions"]) or len(before["versions"]) <= 3
+
+    # Changes after the copy was made: a new version, and one deleted by another MLflow client.
+    writer.publish(record(unique, "v-000000000004", properties={"recovery_avg": "98.5"}))
+    mlflow_client(mlflow_url).delete_model_version(model, mlflow_version_number(mlflow_url, model, "v-000000000003"))
+    read = one_lookup(mlflow_url, tmp_path)
+    _, after = copy_of(tmp_path, "mlflow")
+    since = before["high_water_ms"] - mlflow_mirror.OVERLAP_MS
+    changed = [mv for mv in after["versions"].values() if int(mv["last_updated_timestamp"]) > since]
+    ours_now = [mv for mv in after["versions"].values() if mv["name"] == model]
+    assert read["model_versions"] == len(changed) + len(ours_now)  # our model re-read + what changed
+    same_answers(mlflow_url, tmp_path, unique)
+
+    # A revocation changes tags only, which move no timestamp: dmc touches the version, so the
+    # next lookup sees it without re-reading the model.
+    writer.revoke(model, "v-000000000002")
+    approved, everything, by_base, by_recipe = same_answers(mlflow_url, tmp_path, unique)
+    mine = [v for v in everything if v.model_name == model]
+    assert [(v.version_name, v.archived) for v in mine] == [
+        ("v-000000000001", False), ("v-000000000002", True), ("v-000000000004", False)]
+    assert [v.version_name for v in by_base] == ["v-000000000001", "v-000000000004"]
+    assert "v-000000000002" not in {v.version_name for v in approved if v.model_name == model}
+
+
+@pytest.mark.registry_server
+def test_mlflow_copy_of_another_server_or_an_old_one_is_read_again(mlflow_url, unique, tmp_path):
+    writer = open_registry(mlflow_url, mirror_dir=None)
+    model = f"demo-llama-w4a16-rtn-{unique}"
+    writer.publish(record(unique))
+    one_lookup(mlflow_url, tmp_path)
+    path, state = copy_of(tmp_path, "mlflow")
+
+    # A model the server no longer has, and ours recreated (other creation time): both re-read.
+    state["models"]["gone-" + unique] = [1, 1]
+    state["versions"][f"gone-{unique}\n1"] = {"name": f"gone-{unique}", "version": "1", "tags": [],
+                                              "last_updated_timestamp": "1"}
+    state["models"][model] = [1, 1]
+    state["versions"][f"{model}\n999"] = {"name": model, "version": "999", "tags": [], "last_updated_timestamp": "1"}
+    path.write_text(json.dumps(state))
+    one_lookup(mlflow_url, tmp_path)
+    _, state = copy_of(tmp_path, "mlflow")
+    assert not [k for k in state["versions"] if k.startswith("gone-") or k.endswith("\n999")]
+    same_answers(mlflow_url, tmp_path, unique)
+
+    # A tag changed by another tool moves no timestamp on the server: seen once the copy is old.
+    mlflow_client(mlflow_url).delete_model_version_tag(model, mlflow_version_number(mlflow_url, model, "v-000000000001"),
+                                                       "approved")
+    state["full_read_at"] -= mlflow_mirror.MAX_AGE_S + 1
+    path.write_text(json.dumps(state))
+    read = one_lookup(mlflow_url, tmp_path)
+    _, state = copy_of(tmp_path, "mlflow")
+    assert read["model_versions"] == len(state["versions"])  # everything was read
+    assert model not in {v.model_name for v in open_registry(mlflow_url, mirror_dir=tmp_path).list_versions()}
+    same_answers(mlflow_url, tmp_path, unique)
