@@ -108,7 +108,9 @@ def time_queries(reg, prefix: str, repeats: int) -> list[tuple[str, float, float
     return rows
 
 
-def report(title: str, register_s: float, n: int, rows, goal_ms: float) -> None:
+def report(title: str, register_s: float, n: int, rows, goal_ms: float, reference: bool = False) -> None:
+    """`reference`: a configuration users do not run by default (a server without the local copy),
+    shown beside the default for comparison; its rows read n/a, neither pass nor fail."""
     print(f"\n== {title}: {n} versions registered in {register_s:.1f} s ({register_s / n * 1000:.1f} ms each)")
     load = os.getloadavg()
     print(f"load average while measuring: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} ({os.cpu_count()} CPUs)")
@@ -120,7 +122,8 @@ def report(title: str, register_s: float, n: int, rows, goal_ms: float) -> None:
             "name": f"lookup, {title.split(' (')[0]}: {name}", "inputs": f"{n} versions, {hits} hits",
             "measured": f"{med:.1f} ms" + ("" if raw is None else f" (server alone, one GET of the filtered"
                                                                  f" versions: {raw:.1f} ms)"),
-            "goal": f"<= {goal_ms:.0f} ms", "ratio": round(med / goal_ms, 3), "ok": med <= goal_ms,
+            "goal": f"<= {goal_ms:.0f} ms" + (" (reference: not the default)" if reference else ""),
+            "ratio": round(med / goal_ms, 3), "ok": None if reference else med <= goal_ms,
         }))
     if any(r[3] is not None for r in rows):
         print("server GET = one plain GET of the server's filtered version listing on a new connection (no"
@@ -292,7 +295,8 @@ def main() -> int:
                     print(f"\nlocal copy of the listings made in {time.perf_counter() - t0:.2f} s ({total} versions)")
                 api = f", API {reg.api_version}" if hasattr(reg, "api_version") else ""
                 report(f"{name} ({url}{api}; holds {total} versions)", reg_s, args.remote_versions,
-                       time_queries(reg, prefix, max(3, args.repeats // 3)), SERVER_GOAL_MS)
+                       time_queries(reg, prefix, max(3, args.repeats // 3)), SERVER_GOAL_MS,
+                       reference=not options.get("mirror_dir"))
                 reg.close()
     finally:
         servers.stop()

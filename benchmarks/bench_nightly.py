@@ -34,6 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     catalog = var / "models.yaml"
     catalog.write_text(f"models:\n  - key: {args.model}\n    source: demo\n    recipes: [{', '.join(recipes)}]\n")
     os.environ["DMC_MODELS_FILE"] = str(catalog)
+    # The demo model is not a Hub repo: nothing on the watchlist, so the tick plans from the catalog
+    # alone (bench_sensor.py times the Hub polls, over 200 watched repos).
+    watchlist = var / "watchlist.yaml"
+    watchlist.write_text("watch: []\n")
+    os.environ["DMC_WATCHLIST_FILE"] = str(watchlist)
 
     import llmcompressor  # noqa: F401 - warm-up: imports are not the pipeline's work
     import lm_eval  # noqa: F401
@@ -61,17 +66,26 @@ def main(argv: list[str] | None = None) -> int:
                    for s in instance.get_run_step_stats(r.run_id))
     print("unchanged re-run, slowest steps: " + ", ".join(f"{k} {t:.2f} s" for t, k in reversed(steps[-6:])))
     # What the nightly schedule itself does on a night with nothing new: plan, and launch nothing.
+    from datetime import datetime, timezone
+
     from dagster import build_schedule_context
 
-    from dagster_project.automation.schedules import nightly_compression
+    from dagster_project.definitions import defs
+    from dagster_project.resources.hf_hub import HuggingFaceHubResource
 
+    schedule = defs.get_schedule_def("nightly_compression")
     tick_times, requested = [], None
     for _ in range(3):
         started = time.perf_counter()
-        result = nightly_compression(build_schedule_context(instance=instance))
+        ctx = build_schedule_context(instance=instance, instance_ref=instance.get_ref(),
+                                     repository_def=defs.get_repository_def(),
+                                     resources={"hub": HuggingFaceHubResource(endpoint="http://127.0.0.1:9")},
+                                     scheduled_execution_time=datetime.now(timezone.utc))
+        data = schedule.evaluate_tick(ctx)
         tick_times.append(time.perf_counter() - started)
-        requested = [r for r in (result if isinstance(result, list) else getattr(result, "run_requests", []) or [])
-                     if hasattr(r, "run_key")]
+        requested = list(data.run_requests or [])
+        if data.skip_message:
+            print(f"nightly tick: skipped: {data.skip_message}")
     tick = min(tick_times)
     print(f"{args.model} x {', '.join(recipes)}: full run {cold:.1f} s, forced unchanged re-run {warm:.2f} s "
           f"(best of {args.warm_repeats}; ratio {warm / cold:.4f}), nightly tick {tick:.3f} s "

@@ -1,9 +1,15 @@
 """The code location: every asset, check, resource, sensor and schedule, wired in one place."""
 
+import gc
 import os
 
 from dagster import AssetSelection, AutomationConditionSensorDefinition, DefaultSensorStatus
 from dagster import Definitions
+
+# Dagster's import leaves a large heap of objects that live as long as the process; a full garbage
+# collection during the rest of this load scanned them all (68 ms measured, a quarter of this
+# package's load). Frozen, they are left out of every later collection.
+gc.freeze()
 
 from dagster_project.assets.base_model import base_model
 from dagster_project.assets.calibration_dataset import calibration_dataset

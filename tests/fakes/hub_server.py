@@ -67,7 +67,7 @@ from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 import yaml
 
-from tests.fakes.loopback import LoopbackHandler, LoopbackServer
+from tests.fakes.loopback import LoopbackHandler, LoopbackServer, RecordedRequest
 from tests.fakes.xet_cas import XetCasServer
 
 READ = "read"
@@ -149,13 +149,6 @@ class _Auth:
         return self.role == WRITE
 
 
-@dataclass
-class RecordedRequest:
-    method: str
-    path: str
-    status: int
-
-
 class HubServer(LoopbackServer):
     """Threaded loopback Hub. Use as a context manager or call :meth:`start` / :meth:`stop`.
 
@@ -228,15 +221,6 @@ class HubServer(LoopbackServer):
     def request_count(self) -> int:
         with self._lock:
             return len(self._requests)
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        with self._lock:
-            return list(self._requests)
-
-    def reset_requests(self) -> None:
-        with self._lock:
-            self._requests.clear()
 
     @contextlib.contextmanager
     def outage(self, status: int = 503, *, retry_after: int | None = None) -> Iterator[None]:
@@ -633,8 +617,7 @@ class _Handler(LoopbackHandler):
         except Exception as exc:  # a bug in the fake: make it visible, never hang the client
             self._error(HubError(500, f"Internal error in loopback hub: {type(exc).__name__}: {exc}"))
         finally:
-            with self.hub._lock:
-                self.hub._requests.append(RecordedRequest(method, raw_path, self._status))
+            self.hub._record(method, raw_path, self._status)
 
     def _route(self, method: str, path: str, q: dict[str, list[str]], body: bytes) -> None:
         hub = self.hub

@@ -6,8 +6,16 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str  # as the stand-in routes it (the CAS: without the endpoint's prefix)
+    status: int
 
 
 class _Server(ThreadingHTTPServer):
@@ -68,8 +76,23 @@ class LoopbackServer:
 
     handler: ClassVar[type[BaseHTTPRequestHandler]]
     poll_interval: ClassVar[float] = 0.1
-    _lock: threading.Lock  # set by the subclass; guards its state and the failure switch
+    _lock: threading.Lock  # set by the subclass; guards its state, the request log and the failure switch
     _failure: dict | None = None
+    _requests: list[RecordedRequest]  # set by the subclass
+
+    # ---- request log: what the client really sent, for tests to count ----
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    def reset_requests(self) -> None:
+        with self._lock:
+            self._requests.clear()
+
+    def _record(self, method: str, path: str, status: int) -> None:
+        with self._lock:
+            self._requests.append(RecordedRequest(method, path, status))
 
     # ---- failure switch: the stand-in answers an error status, as an outage would ----
     def fail(self, status: int = 503, *, retry_after: int | None = None, times: int | None = None,

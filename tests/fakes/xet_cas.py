@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from tests.fakes.loopback import LoopbackHandler, LoopbackServer
+from tests.fakes.loopback import LoopbackHandler, LoopbackServer, RecordedRequest
 
 READ = "read"
 WRITE = "write"
@@ -366,13 +366,6 @@ class CasToken:
     expires: int
 
 
-@dataclass
-class RecordedRequest:
-    method: str
-    path: str  # without the endpoint's prefix
-    status: int
-
-
 class XetCasServer(LoopbackServer):
     """Threaded loopback CAS. State (xorbs, shards) lives under ``root_dir``; rebuilt files go to
     ``blob_sink(data) -> Any`` (default: ``root_dir/files/{sha256}``)."""
@@ -441,15 +434,6 @@ class XetCasServer(LoopbackServer):
         return tok.scope
 
     # ------------------------------------------------------------------ counters / failures
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        with self._lock:
-            return list(self._requests)
-
-    def reset_requests(self) -> None:
-        with self._lock:
-            self._requests.clear()
-
     def count(self, method: str, path_prefix: str, status: int | None = None) -> int:
         """How many ``method`` requests to paths starting with ``path_prefix`` (e.g. "/v1/xorbs/")."""
         return sum(
@@ -577,8 +561,7 @@ class _Handler(LoopbackHandler):
         except Exception as exc:  # a bug in the fake: visible, never a hang
             self._json(500, {"error": f"Internal error in loopback CAS: {type(exc).__name__}: {exc}"})
         finally:
-            with self.cas._lock:
-                self.cas._requests.append(RecordedRequest(method, path, self._status))
+            self.cas._record(method, path, self._status)
 
     def _route(self, method: str, path: str, body: bytes) -> None:
         cas = self.cas
