@@ -111,8 +111,11 @@ class VersionCopy:
             changed = changed.result()
         dropped = (set(old) - set(models)) | set(stale)
         versions = {k: mv for k, mv in state["versions"].items() if mv["name"] not in dropped}
-        for part in [*reread, changed]:
+        for part in reread:
             versions.update({_key(mv): mv for mv in part})
+        # A changed model's re-read (made after the models listing) is its whole truth: `changed` may
+        # predate a deletion in it and must not bring the deleted version back.
+        versions.update({_key(mv): mv for mv in changed if mv["name"] not in dropped})
         self.last_sync["model_versions"] = sum(map(len, reread)) + len(changed)
         return _state(state["full_read_at"], models, versions)
 
