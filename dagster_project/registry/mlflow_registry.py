@@ -75,7 +75,7 @@ class MlflowRegistry(RegistryBackend):
         self.last_mirror_sync: dict[str, int] = {}  # listing -> items the last lookup read from the server
         if token and not os.environ.get("MLFLOW_TRACKING_TOKEN"):
             os.environ["MLFLOW_TRACKING_TOKEN"] = token  # how the MLflow client takes a bearer token
-        self._probe(token or os.environ.get("MLFLOW_TRACKING_TOKEN"), request_timeout_s, retry_attempts)
+        self._probe(self._token, request_timeout_s, retry_attempts)
         # Bounded retries inside the client too (its default retries for minutes).
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
@@ -254,6 +254,7 @@ class MlflowRegistry(RegistryBackend):
                 changed = True
         if record.description and not mv.description:
             self._do("describe version", self._client.update_model_version, name, mv.version, record.description)
+            changed = True  # the description write also moved the version's timestamp
         elif changed:
             self._touch(name, mv)
         if record.approved:
